@@ -157,6 +157,11 @@ def schedule(cell: Cell, users: list[User], power_step: float) -> Schedule:
         picks.append(k)
         used -= _grid(options[i][k][2], power_step) or 0
     picks.reverse()
+    return _result(cell, users, options, picks)
+
+
+def _result(cell: Cell, users: list[User], options: list, picks: list[int]) -> Schedule:
+    """Decisions, total quality and total power for option index picks[i] of user i."""
     chosen = list(zip(users, options, picks, strict=True))
     decisions = [_decide(u, opts, k, cell) for u, opts, k in chosen]
     quality = sum(opts[k][1] for _, opts, k in chosen)
@@ -177,3 +182,33 @@ def _decide(u: User, opts: list[tuple[int, float, float]], k: int, cell: Cell) -
         reason = "not sent: the power budget serves other users better"
     return Decision(u.id, x, 0.0, reason)
 
+
+
+def _serve_in_order(cell: Cell, users: list[User], allowed: tuple[int, ...]) -> Schedule:
+    """Serve users cheapest-direct-first, each with the first choice in ``allowed`` that
+    still fits the remaining budget (the baselines the DP is compared with)."""
+    validate(cell, users)
+    options = [_options(u, cell) for u in users]
+    order = sorted(range(len(users)), key=lambda i: options[i][1][2])
+    picks = [0] * len(users)
+    left = cell.P_max
+    for i in order:
+        for k in allowed:
+            power = options[i][k][2]
+            if power <= left:
+                picks[i] = k
+                left -= power
+                break
+    return _result(cell, users, options, picks)
+
+
+def greedy_schedule(cell: Cell, users: list[User]) -> Schedule:
+    """Greedy rule: users in order of increasing direct power; each is sent directly if
+    that fits the remaining budget, else its key information if that fits, else nothing."""
+    return _serve_in_order(cell, users, allowed=(1, 2))
+
+
+def direct_only_schedule(cell: Cell, users: list[User]) -> Schedule:
+    """Everyone direct: users in order of increasing direct power are sent directly
+    while the budget lasts; no key-information option."""
+    return _serve_in_order(cell, users, allowed=(1,))

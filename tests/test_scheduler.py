@@ -116,3 +116,18 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_2(tmp_path, capsys, doc, m
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["schedule", str(tmp_path / "absent.json")]) == 2
     assert "absent.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_dp_is_never_worse_than_the_baselines(seed):
+    from stream.scheduler import direct_only_schedule, greedy_schedule
+
+    cell, users = random_instance(random.Random(100 + seed), 8)
+    dp = schedule(cell, users, cell.P_max / 2000)
+    greedy = greedy_schedule(cell, users)
+    direct = direct_only_schedule(cell, users)
+    assert dp.total_quality >= greedy.total_quality - 1e-9
+    assert greedy.total_quality >= direct.total_quality - 1e-9
+    for plan in (greedy, direct):
+        assert plan.total_power <= cell.P_max + 1e-9
+    assert all(d.x in (DIRECT, NOT_SENT) for d in direct.decisions)
