@@ -1,0 +1,117 @@
+"""Configuration of the sender and receiver cores (frozen dataclasses).
+
+SNR in dB, sizes in pixels, times in seconds. The same configs drive the offline
+``semstream run`` and the live ``semstream send`` / ``semstream receive``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CHANNELS = ("awgn", "rayleigh")
+MODES = ("proposed", "direct")
+
+
+@dataclass(frozen=True)
+class SenderConfig:
+    """What the sender does with each frame.
+
+    snr_db, channel: the simulated link (AWGN or Rayleigh block fading, receiver knows h).
+    mode: "proposed" (background + key-information crops) or "direct" (whole frames).
+    segmenter: foreground segmenter name (see ``dynbg.segmenters.make_segmenter``).
+    skip: send every skip-th frame only (0 or 1 = send all); the receiver interpolates.
+    library: folder of a background library (both ends hold it); a segment whose first
+    frame matches one of its images costs only the image id.
+    fg_latent: send only the latent positions inside the pooled foreground mask (the
+    mask bits are side information).
+    max_pixels: resolution check: a crop or frame with more pixels is scaled down first.
+    threshold: soft-mask value at or above which a pixel is foreground.
+    refresh_gain: resend the segment's background (through JSCC) when the online
+    builder's unseen fraction has fallen this much below the one last sent.
+    refresh_every: fewest frames between two background refreshes of a segment.
+    model, weights: JSCC preset name, or an explicit weights file.
+    seed: seed of the channel noise (runs are deterministic for a seed).
+    """
+
+    snr_db: float = 10.0
+    channel: str = "awgn"
+    mode: str = "proposed"
+    segmenter: str = "selfie"
+    skip: int = 0
+    library: Path | None = None
+    fg_latent: bool = False
+    fg_margin: int = 8
+    max_pixels: int | None = 640 * 480
+    threshold: float = 0.5
+    refresh_gain: float = 0.05
+    refresh_every: int = 15
+    model: str = "edge"
+    weights: Path | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ValueError(f"unknown channel {self.channel!r}: choose {' or '.join(CHANNELS)}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}: choose {' or '.join(MODES)}")
+        if self.skip < 0:
+            raise ValueError(f"skip must be 0 (off) or at least 2, got {self.skip}")
+        if self.fg_margin < 0:
+            raise ValueError(f"fg_margin must be >= 0 pixels, got {self.fg_margin}")
+        if self.max_pixels is not None and self.max_pixels < 64:
+            raise ValueError(f"max_pixels must be at least 64, got {self.max_pixels}")
+        if not -10.0 <= self.snr_db <= 40.0:
+            raise ValueError(f"SNR {self.snr_db} dB is outside -10..40 dB")
+
+    @property
+    def skip_factor(self) -> int:
+        """Frames per sent frame (1 = no skipping)."""
+        return max(1, self.skip)
+
+    def skipped(self, index: int) -> bool:
+        """Whether frame ``index`` (0-based) is left for the receiver to interpolate."""
+        return index % self.skip_factor != 0
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """How the receiver rebuilds frames.
+
+    interp: an ``interp.methods`` method for skipped frames: "rife-fg" (RIFE HDv3 on the
+    foreground boxes only), "rife" (whole frame), "dis" (optical flow), "blend", "repeat";
+    or "off" (skipped frames are counted dropped; the output rate follows the sent frames).
+    interp_scale: RIFE flow resolution knob (0.25, 0.5, 1, 2; 0.5 is about 2x faster).
+    feather: width (pixels) of the soft seam when a crop is pasted into the background.
+    library: the background library folder (same as the sender's).
+    model, weights: JSCC preset name, or an explicit weights file.
+    """
+
+    interp: str = "rife-fg"
+    interp_scale: float = 1.0
+    feather: int = 6
+    library: Path | None = None
+    model: str = "edge"
+    weights: Path | None = None
+
+    def __post_init__(self) -> None:
+        from interp.methods import METHOD_NAMES
+
+        if self.interp not in (*METHOD_NAMES, "off"):
+            raise ValueError(f"unknown interpolation {self.interp!r}: choose one of "
+                             f"{', '.join(METHOD_NAMES)} or off")
+        if self.feather < 0:
+            raise ValueError(f"feather must be >= 0 pixels, got {self.feather}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """realtime: drop the oldest queued frame when a stage falls behind (else every frame
+    is processed). queue_size: items each queue between two stages holds."""
+
+    realtime: bool = True
+    queue_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {self.queue_size}")

@@ -1,0 +1,266 @@
+"""Sender core: one frame in, the wire messages that put it on the (simulated) channel out.
+
+Two steps, so a pipeline can run them in two threads:
+
+- ``analyse``: foreground mask -> scene segment -> background bookkeeping -> mode
+  (key / direct / skip) -> key-information crop (with the resolution check);
+- ``encode``: JSCC encoding, the channel (noise applied here: messages carry the
+  *received* symbols), and the channel-use accounting.
+
+Proposed mode, per scene segment: when a segment starts the receiver gets a background:
+a library image id when ``library`` matches the frame (side information only), otherwise
+the first frame whole through JSCC (counted). Later frames send the crop around the
+foreground only; a frame without foreground sends side information only. The segment's
+background is refreshed (through JSCC, counted) when the online builder has seen at
+least ``refresh_gain`` more of the frame's background than the version last sent, and
+``refresh_every`` frames have passed; the refresh keeps the last sent image where the
+builder has still seen nothing. Direct mode sends every frame whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dynbg.background import OnlineBackground
+from dynbg.keyinfo import CropConfig, KeyInfo, extract
+from jscc.channel import ChannelConfig
+from jscc.codec import JSCCCodec, Transmission
+from stream import payload, wire
+from stream.accounting import ChannelLedger
+from stream.config import SenderConfig
+from stream.frames import Frame
+
+LIBRARY_FLAG = 1 << 31  # background ids with this bit name a library image (index below it)
+
+
+def load_codec(model: str, weights) -> JSCCCodec:
+    """The JSCC codec of preset ``model``, or of an explicit weights file."""
+    return JSCCCodec.load(model, path=weights)
+
+
+@dataclass(frozen=True)
+class BackgroundUpdate:
+    """A background to send through JSCC: H x W x 3 uint8 image and its new id."""
+
+    image: np.ndarray
+    background_id: int
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Result of ``analyse`` for one frame.
+
+    mask: H x W bool foreground (None when not computed); key: the crop (None for no
+    foreground, direct or skip); update: a background to send before the frame.
+    """
+
+    frame: Frame
+    mode: wire.Mode
+    segment: int = 0
+    background_id: int = 0
+    mask: np.ndarray | None = None
+    key: KeyInfo | None = None
+    update: BackgroundUpdate | None = None
+
+
+@dataclass(eq=False)
+class SenderOutput:
+    """Messages for one frame (none for a skipped frame), its channel uses and its analysis."""
+
+    messages: list = field(default_factory=list)
+    channel_uses: int = 0
+    analysis: Analysis | None = None
+
+    @property
+    def frame_message(self) -> wire.FrameMsg | None:
+        """The frame's own message (None when skipped)."""
+        return next((m for m in self.messages if isinstance(m, wire.FrameMsg)), None)
+
+
+class SenderCore:
+    """Stateful per-frame sender logic; call ``analyse`` and ``encode`` in frame order.
+
+    codec: a loaded JSCC codec (default: ``config.model`` / ``config.weights``).
+    keep_mask: compute the foreground mask in direct mode and of skipped frames too (for
+    the foreground PSNR of an offline run).
+    """
+
+    def __init__(self, config: SenderConfig, codec: JSCCCodec | None = None,
+                 keep_mask: bool = False) -> None:
+        from dynbg.scenes import SceneSegmenter
+        from dynbg.segmenters import make_segmenter
+
+        self.config = config
+        self.codec = codec or load_codec(config.model, config.weights)
+        self.channel = ChannelConfig(kind=config.channel)
+        self.ledger = ChannelLedger()
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._proposed = config.mode == "proposed"
+        self._keep_mask = keep_mask
+        need_mask = self._proposed or keep_mask
+        self.segmenter = make_segmenter(config.segmenter) if need_mask else None
+        self.scenes = SceneSegmenter() if self._proposed else None
+        self.library = None
+        if config.library is not None and self._proposed:
+            from dynbg.library import BackgroundLibrary
+
+            self.library = BackgroundLibrary.open(config.library)
+        self.crop = CropConfig(max_pixels=config.max_pixels)
+        self._next_background = 1
+        self._segment = -1
+        self._background_id = 0
+        self._online: OnlineBackground | None = None
+        self._sent_image: np.ndarray | None = None
+        self._sent_unseen = 1.0
+        self._since_refresh = 0
+
+    def warm_up(self, width: int, height: int) -> None:
+        """Run the segmenter and the encoder once on a gray width x height frame, so the
+        first real frame does not pay for model start-up (no state changes)."""
+        gray = np.full((height, width, 3), 128, np.uint8)
+        if self.segmenter is not None:
+            self.segmenter.mask(gray)
+        self._encode(gray, self.config.max_pixels)
+
+    def close(self) -> None:
+        """Release the segmenter's model."""
+        if self.segmenter is not None:
+            self.segmenter.close()
+
+    # -- analysis ----------------------------------------------------------------------
+
+    def analyse(self, frame: Frame) -> Analysis:
+        """Mask, segment, background and mode of ``frame`` (frames in index order)."""
+        image = frame.image
+        self.ledger.source_values += int(image.size)
+        skipped = self.config.skipped(frame.index)
+        mask = None
+        if self.segmenter is not None and (self._keep_mask or not skipped):
+            mask = self.segmenter.binary(image, self.config.threshold)
+        if skipped:
+            self.ledger.add_skip()
+            return Analysis(frame, wire.Mode.SKIP, self._segment, self._background_id, mask)
+        if not self._proposed:
+            return Analysis(frame, wire.Mode.DIRECT, mask=mask)
+        update = self._background_step(image, mask)
+        # a segment's first frame is its background: the receiver shows it as it is
+        key = None if update is not None and update.image is image else \
+            extract(image, mask, self.crop)
+        return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask, key,
+                        update)
+
+    def _background_step(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
+        """Track the segment and its background; the update to send, if any."""
+        scene = self.scenes.update(image, mask)
+        if scene.segment != self._segment:
+            self._segment = scene.segment
+            return self._start_segment(image, mask)
+        if self._online is None:  # a library background: nothing to refresh
+            return None
+        self._online.update(image, mask)
+        self._since_refresh += 1
+        if (self._since_refresh < self.config.refresh_every
+                or self._online.unseen_fraction > self._sent_unseen - self.config.refresh_gain):
+            return None
+        built = self._online.background()
+        image = np.where(built.hole[:, :, None], self._sent_image, built.image)
+        return self._new_update(image, self._online.unseen_fraction)
+
+    def _start_segment(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
+        if self.library is not None:
+            match = self.library.match(image, mask)
+            if match.path is not None:
+                self._online = None
+                self._background_id = LIBRARY_FLAG | self.library.names.index(match.path.name)
+                return None
+        self._online = OnlineBackground()
+        self._online.update(image, mask)
+        return self._new_update(image, self._online.unseen_fraction)
+
+    def _new_update(self, image: np.ndarray, unseen: float) -> BackgroundUpdate:
+        self._background_id = self._next_background
+        self._next_background += 1
+        self._sent_image, self._sent_unseen, self._since_refresh = image, unseen, 0
+        return BackgroundUpdate(image, self._background_id)
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def _through_channel(self, symbols: np.ndarray) -> np.ndarray:
+        z = torch.from_numpy(np.ascontiguousarray(symbols, np.complex64))[None]
+        return self.channel(z, self.config.snr_db, self._generator)[0].numpy()
+
+    def _encode(self, image: np.ndarray, max_pixels: int | None) -> Transmission:
+        return self.codec.encode(image, self.config.snr_db, max_pixels=max_pixels)
+
+    def encode(self, a: Analysis) -> SenderOutput:
+        """JSCC-encode and transmit what ``a`` asks for; count its channel uses."""
+        out = SenderOutput(analysis=a)
+        if a.mode == wire.Mode.SKIP:
+            return out
+        if a.update is not None:
+            tx = self._encode(a.update.image, self.config.max_pixels)
+            coded = payload.CodedImage(tx.level, tx.snr_db, tx.size,
+                                       (tx.groups_sent, *tx.latent_hw), tx.scale,
+                                       self._through_channel(tx.symbols))
+            h, w = a.update.image.shape[:2]
+            out.messages.append(wire.Background(a.segment, a.update.background_id,
+                                                wire.BackgroundKind.JSCC, h, w,
+                                                payload.pack(coded)))
+            out.channel_uses += self.ledger.add_background(tx.channel_uses)
+        msg = self._frame_message(a)
+        out.messages.append(msg)
+        out.channel_uses += self.ledger.add_frame(msg)
+        return out
+
+    def _frame_message(self, a: Analysis) -> wire.FrameMsg:
+        f = a.frame
+        h, w = f.image.shape[:2]
+        common = dict(index=f.index, pts=f.pts, captured=f.captured, mode=a.mode,
+                      segment_id=a.segment, background_id=a.background_id)
+        if a.mode == wire.Mode.DIRECT:
+            tx = self._encode(f.image, self.config.max_pixels)
+            box, scale, symbols, mask = (0, 0, w, h), tx.scale, tx.symbols, None
+        elif a.key is None:  # no foreground: side information only
+            return wire.FrameMsg(**common)
+        else:
+            tx = self._encode(a.key.crop, None)  # the crop already passed the check
+            box, scale, symbols, mask = a.key.record.box, a.key.record.scale, tx.symbols, None
+            if self.config.fg_latent:
+                mask = latent_mask(a.key.mask, tx.latent_hw, self.config.fg_margin)
+                cells = expand_mask(mask, tx.latent_hw)
+                symbols = symbols.reshape(tx.groups_sent, *tx.latent_hw)[:, cells].reshape(-1)
+        return wire.FrameMsg(**common, box=box, crop_shape=tx.size,
+                             latent_shape=(tx.groups_sent, *tx.latent_hw), scale=scale,
+                             rate_level=tx.level, snr_db=tx.snr_db,
+                             symbols=self._through_channel(symbols), mask=mask)
+
+
+MASK_CELL = 2  # latent cells per side of one fg-latent mask bit (8 x 8 pixels)
+
+
+def latent_mask(mask: np.ndarray, latent_hw: tuple[int, int], margin: int = 0) -> np.ndarray:
+    """Foreground mask (H' x W' bool) of a crop as sent with ``fg_latent``: grown by
+    ``margin`` pixels, then max-pooled to one bit per MASK_CELL x MASK_CELL latent cells
+    (8 x 8 pixels), so a bit is set wherever any foreground pixel falls in its cell:
+    ceil(h/2) x ceil(w/2) bool for an h x w latent grid."""
+    import cv2
+
+    from dynbg.keyinfo import pool_mask
+
+    if margin > 0:
+        kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+        mask = cv2.dilate(mask.astype(np.uint8), kernel) > 0
+    lh, lw = latent_hw
+    ch, cw = -(-lh // MASK_CELL), -(-lw // MASK_CELL)
+    grid = pool_mask(mask, 4 * MASK_CELL)[:ch, :cw]
+    return np.pad(grid, ((0, ch - grid.shape[0]), (0, cw - grid.shape[1])))
+
+
+def expand_mask(coarse: np.ndarray, latent_hw: tuple[int, int]) -> np.ndarray:
+    """The latent-grid mask (h x w bool) of a coarse fg-latent mask (see ``latent_mask``)."""
+    lh, lw = latent_hw
+    full = np.repeat(np.repeat(coarse, MASK_CELL, axis=0), MASK_CELL, axis=1)
+    return full[:lh, :lw]
