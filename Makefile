@@ -21,7 +21,7 @@ weights: setup
 
 demo: weights
 	mkdir -p $(OUT)
-	$(BIN)/semstream schedule samples/users.json --json $(OUT)/schedule.json
+	$(BIN)/semstream run samples/asl-again.mkv --snr 10 --out $(OUT)/demo.mp4 --json $(OUT)/demo.json
 
 lint: setup
 	$(BIN)/ruff check .
