@@ -1,0 +1,92 @@
+"""``semstream jscc ...``: train the JSCC model and export shipped weights.
+
+``semstream jscc eval`` comes from :mod:`jscc.eval_cli` when that module exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+
+
+def register(sub) -> None:
+    """Add the ``jscc`` command group (train, export, and eval when available)."""
+    parser = sub.add_parser("jscc", help="deep JSCC model: train, export weights, evaluate")
+    jsub = parser.add_subparsers(dest="jscc_command", required=True, metavar="SUBCOMMAND")
+
+    t = jsub.add_parser("train", help="train (or resume) the adaptive-rate JSCC model",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", required=True, help="folder or zip of training images")
+    t.add_argument("--config", default="edge", help="model width preset (edge | paper)")
+    t.add_argument("--epochs", type=int, default=80)
+    t.add_argument("--out", required=True, help="folder for last.pt and log.json (resumes)")
+    t.add_argument("--device", default="cpu", help="cpu | cuda")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--crop", type=int, default=32, help="square training crop side, pixels")
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--rate-weight", type=float, default=8e-4,
+                   help="lambda on the fraction of selectable groups sent")
+    t.add_argument("--snr", default="0,20", help="training SNR range MIN,MAX in dB")
+    t.add_argument("--steps-per-epoch", type=int, default=0, help="cap per epoch (0 = all)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.set_defaults(func=_train)
+
+    x = jsub.add_parser("export", help="export a training checkpoint as shipped weights")
+    x.add_argument("--checkpoint", default="checkpoints/jscc-edge/last.pt")
+    x.add_argument("--out", default=None,
+                   help="weights file (default: jscc/weights/<config>.pt in the package)")
+    x.add_argument("--fp32", action="store_true", help="keep fp32 (default stores fp16)")
+    x.add_argument("--card", default=None,
+                   help="model card to write (default: MODEL_CARD.md beside the weights)")
+    x.add_argument("--eval", action="append", default=[], metavar="JSON",
+                   help="`semstream jscc eval` result to tabulate in the card (repeatable)")
+    x.set_defaults(func=_export)
+
+    try:
+        eval_cli = importlib.import_module("jscc.eval_cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != "jscc.eval_cli":
+            raise
+    else:
+        eval_cli.register(jsub)
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--snr wants MIN,MAX in dB (e.g. 0,20), got {text!r}") from None
+    return lo, hi
+
+
+def _train(args) -> int:
+    # Spinning OpenMP workers make a 2-thread step several times slower when other
+    # processes share the cores; passive waiting costs nothing on an idle machine.
+    # (Takes effect only when torch is not imported yet, as in the CLI.)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    from jscc.train import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    lo, hi = _parse_range(args.snr)
+    cfg = TrainConfig(model=args.config, epochs=args.epochs, batch_size=args.batch_size,
+                      crop=args.crop, lr=args.lr, rate_weight=args.rate_weight, snr_min=lo,
+                      snr_max=hi, seed=args.seed, steps_per_epoch=args.steps_per_epoch)
+    trainer = train(cfg, args.data, args.out, device=args.device, cache_dir=args.cache,
+                    progress=not args.no_progress)
+    print(f"trained {trainer.epoch}/{cfg.epochs} epochs; checkpoint in {args.out}")
+    return 0
+
+
+def _export(args) -> int:
+    from jscc.export import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out, half=not args.fp32, card=args.card,
+                             evals=args.eval)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,117 @@
+"""Training images from a folder or a zip of images, served as random crops with flips.
+
+Images are decoded once into RGB uint8 arrays. When every image has the same size (the
+CIFAR-10 case) the decoded stack is cached as one ``.npy`` file keyed by the source path,
+size and modification time, so later runs skip the decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _decode(data: bytes, name: str) -> np.ndarray:
+    """Encoded image bytes -> H x W x 3 uint8 RGB."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode image {name}: not a readable image file")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _sources(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every image in a folder (recursive) or a zip, sorted by name."""
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                yield str(p), p.read_bytes()
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for name in sorted(zf.namelist()):
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    yield name, zf.read(name)
+    elif path.exists():
+        raise ValueError(f"{path} is neither a folder nor a zip of images")
+    else:
+        raise FileNotFoundError(f"training data {path} does not exist: give a folder or a zip")
+
+
+def _cache_file(path: Path, cache_dir: Path) -> Path:
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return cache_dir / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npy"
+
+
+def load_images(
+    path: str | Path, cache_dir: str | Path | None = None
+) -> list[np.ndarray] | np.ndarray:
+    """All images under ``path`` (folder or zip) as RGB uint8.
+
+    Returns an N x H x W x 3 array when every image has the same size (cached under
+    ``cache_dir`` when given), else a list of H x W x 3 arrays. Raises ValueError when
+    there is no image.
+    """
+    path = Path(path)
+    cache = _cache_file(path, Path(cache_dir)) if cache_dir and path.is_file() else None
+    if cache is not None and cache.exists():
+        return np.load(cache)
+    images = [_decode(data, name) for name, data in _sources(path)]
+    if not images:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {path}")
+    if len({im.shape for im in images}) > 1:
+        return images
+    stack = np.stack(images)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, stack)
+        os.replace(tmp, cache)
+    return stack
+
+
+class CropSampler:
+    """Random crop x flip batches from decoded images.
+
+    images: N x H x W x 3 uint8 array or list of H x W x 3 arrays, each at least
+    ``crop`` pixels on both sides. ``batches(batch_size, rng)`` yields one epoch of
+    (B, 3, crop, crop) float32 arrays in [0, 1]; an epoch visits each image once.
+    """
+
+    def __init__(self, images: np.ndarray | list[np.ndarray], crop: int):
+        small = [im.shape[:2] for im in images if min(im.shape[:2]) < crop]
+        if small:
+            raise ValueError(f"{len(small)} images are smaller than the crop size {crop} "
+                             f"(e.g. {small[0]}): lower --crop")
+        self.images = images
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _crop(self, im: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = im.shape[:2]
+        y = int(rng.integers(0, h - self.crop + 1))
+        x = int(rng.integers(0, w - self.crop + 1))
+        return im[y : y + self.crop, x : x + self.crop]
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        order = rng.permutation(len(self.images))
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            batch = np.stack([self._crop(self.images[i], rng) for i in idx])
+            flip = rng.random(len(idx)) < 0.5
+            batch[flip] = batch[flip, :, ::-1]
+            yield batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Full batches in one epoch (the last partial batch is dropped)."""
+        return len(self.images) // batch_size

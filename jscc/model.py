@@ -1,0 +1,314 @@
+"""The SNR- and rate-adaptive deep JSCC model (Yang & Kim, ICASSP 2022) with width presets.
+
+Shapes: images x are (B, 3, H, W) float in [0, 1], any H and W (padded by replication
+to a multiple of 4 and cropped back). The latent is (B, 2G, h, w) real values with
+h = ceil(H/4), w = ceil(W/4), paired into G complex groups (B, G, h, w). The first
+``always_on_groups`` groups are always sent; a policy picks a level k in 0..G-A and the
+first k selectable groups are sent too (thermometer mask).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jscc.channel import ChannelConfig, complex_to_real, real_to_complex
+from jscc.layers import (
+    ModulatedResidualStack,
+    PolicyNetwork,
+    conv_bn_relu,
+    thermometer,
+    up_bn_relu,
+)
+
+DOWNSAMPLE = 4  # two stride-2 stages
+
+
+@dataclass(frozen=True)
+class JSCCConfig:
+    """Model shape: widths (c1, c2, c3) of the three encoder stages, latent layout."""
+
+    name: str
+    widths: tuple[int, int, int]
+    latent_channels: int = 16
+    groups: int = 8
+    always_on_groups: int = 4
+    levels: int = 5
+
+    def __post_init__(self):
+        if self.latent_channels != 2 * self.groups:
+            raise ValueError(f"latent_channels ({self.latent_channels}) must be 2 x groups")
+        if self.levels != self.groups - self.always_on_groups + 1:
+            raise ValueError("levels must equal groups - always_on_groups + 1")
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form (widths as a list)."""
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> JSCCConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        return cls(**{**d, "widths": tuple(d["widths"])})
+
+
+CONFIGS: dict[str, JSCCConfig] = {
+    "paper": JSCCConfig("paper", (64, 128, 256)),
+    "edge": JSCCConfig("edge", (16, 32, 64)),
+}
+
+
+def get_config(name: str) -> JSCCConfig:
+    """A preset by name, or ValueError listing the presets."""
+    if name not in CONFIGS:
+        raise ValueError(f"unknown JSCC config {name!r}: choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]
+
+
+@dataclass
+class JSCCOutput:
+    """Result of :meth:`AdaptiveJSCC.forward`.
+
+    x_hat: (B, 3, H, W) in [0, 1]; level: (B,) long; rate: (B,) channel uses per source
+    value sent; group_mask: (B, G) float, 1 for sent groups (carries the straight-through
+    gradient in training); logits: (B, levels) policy logits.
+    """
+
+    x_hat: torch.Tensor
+    level: torch.Tensor
+    rate: torch.Tensor
+    group_mask: torch.Tensor
+    logits: torch.Tensor
+
+
+def _snr_tensor(snr_db, batch: int, device) -> torch.Tensor:
+    """SNR as a (B,) float tensor from a float or a (B,) tensor."""
+    snr = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    if snr.dim() == 0:
+        snr = snr.expand(batch)
+    if snr.shape != (batch,):
+        raise ValueError(f"snr_db must be a float or a ({batch},) tensor, got shape "
+                         f"{tuple(snr.shape)}")
+    return snr
+
+
+def _pad_to_multiple(x: torch.Tensor, m: int = DOWNSAMPLE) -> torch.Tensor:
+    """Replicate-pad (B, C, H, W) on the bottom/right to multiples of m."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x
+
+
+def group_power_normalize(z: torch.Tensor) -> torch.Tensor:
+    """Scale each complex group of z (B, G, h, w) to unit average symbol energy."""
+    energy = (z.real**2 + z.imag**2).mean(dim=(2, 3), keepdim=True)
+    return z / torch.sqrt(energy + 1e-12)
+
+
+class AdaptiveJSCC(nn.Module):
+    """Deep JSCC encoder, rate policy and decoder; see the module docstring for shapes."""
+
+    def __init__(self, cfg: JSCCConfig):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3 = cfg.widths
+        self.source_encoder = nn.Sequential(
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, c1, 7, bias=False), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
+            conv_bn_relu(c1, c2, 3, stride=2),
+            conv_bn_relu(c2, c3, 3, stride=2),
+        )
+        self.channel_encoder = ModulatedResidualStack(c3)
+        self.to_latent = nn.Conv2d(c3, cfg.latent_channels, 3, 1, 1)
+        self.policy = PolicyNetwork(c3, cfg.levels)
+        self.from_latent = conv_bn_relu(cfg.latent_channels, c3, 3)
+        self.channel_decoder = ModulatedResidualStack(c3)
+        self.source_decoder = nn.Sequential(
+            up_bn_relu(c3, c2),
+            up_bn_relu(c2, c1),
+            nn.ReflectionPad2d(2),
+            nn.Conv2d(c1, 3, 5),
+            nn.Sigmoid(),
+        )
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def encoder_modules(self) -> list[nn.Module]:
+        """Modules on the transmitter side (frozen in the fine-tuning phase)."""
+        return [self.source_encoder, self.channel_encoder, self.to_latent, self.policy]
+
+    def level_one_hot(self, feats: torch.Tensor, snr: torch.Tensor, level, temperature: float):
+        """(logits, one-hot (B, levels)) for forced levels and/or the policy's choice.
+
+        level: None (policy for all), an int, or a (B,) tensor whose entries -1 leave that
+        item to the policy. The policy samples with straight-through Gumbel-softmax while
+        it is in training mode and takes the arg-max otherwise.
+        """
+        logits = self.policy(feats, snr)
+        if self.policy.training:
+            chosen = F.gumbel_softmax(logits, tau=temperature, hard=True)
+        else:
+            chosen = F.one_hot(logits.argmax(1), self.cfg.levels).to(feats.dtype)
+        if level is None:
+            return logits, chosen
+        lv = torch.as_tensor(level, dtype=torch.long, device=feats.device)
+        lv = lv.expand(feats.shape[0]) if lv.dim() == 0 else lv
+        if lv.shape != (feats.shape[0],) or lv.min() < -1 or lv.max() >= self.cfg.levels:
+            raise ValueError(f"level must be in 0..{self.cfg.levels - 1} (int or (B,) tensor, "
+                             "-1 = policy)")
+        forced = F.one_hot(lv.clamp_min(0), self.cfg.levels).to(feats.dtype)
+        return logits, torch.where((lv >= 0)[:, None], forced, chosen)
+
+    def group_mask(self, one_hot: torch.Tensor) -> torch.Tensor:
+        """(B, G) float mask of sent groups: always-on groups then the thermometer."""
+        on = one_hot.new_ones(one_hot.shape[0], self.cfg.always_on_groups)
+        return torch.cat([on, thermometer(one_hot)], dim=1)
+
+    def _encode(self, x: torch.Tensor, snr: torch.Tensor, level, temperature: float):
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(x.shape)}")
+        feats = self.source_encoder(_pad_to_multiple(x))
+        logits, one_hot = self.level_one_hot(feats, snr, level, temperature)
+        latent = self.to_latent(self.channel_encoder(feats, snr))
+        mask = self.group_mask(one_hot)
+        z = group_power_normalize(real_to_complex(latent)) * mask[:, :, None, None]
+        return z, one_hot, mask, logits
+
+    def _decode(self, y: torch.Tensor, snr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = y * mask[:, :, None, None]
+        h = self.channel_decoder(self.from_latent(complex_to_real(y)), snr)
+        return self.source_decoder(h)
+
+    def rate(self, mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(B,) channel uses per source value for a group mask (B, G) and an H x W image."""
+        h, w = math.ceil(height / DOWNSAMPLE), math.ceil(width / DOWNSAMPLE)
+        return mask.detach().sum(1) * (h * w) / (3 * height * width)
+
+    # --- public API -----------------------------------------------------------------------
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        snr_db,
+        channel: ChannelConfig = ChannelConfig(),  # noqa: B008 (frozen dataclass)
+        level: int | torch.Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> JSCCOutput:
+        """Encode, pass through ``channel`` at ``snr_db`` (float or (B,) dB), decode.
+
+        x: (B, 3, H, W) in [0, 1]. level: None lets the policy choose, an int or (B,)
+        tensor forces it (entries -1 left to the policy). temperature: Gumbel-softmax
+        temperature (training only).
+        """
+        snr = _snr_tensor(snr_db, x.shape[0], x.device)
+        z, one_hot, mask, logits = self._encode(x, snr, level, temperature)
+        y = channel(z, snr, generator)
+        height, width = x.shape[-2:]
+        x_hat = self._decode(y, snr, mask)[:, :, :height, :width]
+        return JSCCOutput(x_hat, one_hot.argmax(1), self.rate(mask, height, width), mask, logits)
+
+    def encode(self, x: torch.Tensor, snr_db, level: int | torch.Tensor | None = None):
+        """Transmitter side: (symbols complex (B, G, h, w), level (B,) long, mask (B, G) bool).
+
+        Symbols are at unit average energy over the sent groups; unsent groups are zero.
+        """
+        snr = _snr_tensor(snr_db, x.shape[0], x.device)
+        z, one_hot, mask, _ = self._encode(x, snr, level, temperature=1.0)
+        return z, one_hot.argmax(1), mask > 0.5
+
+    def decode(
+        self, y: torch.Tensor, snr_db, level, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Receiver side: received symbols y complex (B, G, h, w) -> x_hat (B, 3, H, W).
+
+        level: int or (B,) tensor, the level the transmitter used (unsent groups are
+        ignored). size: (H, W) to crop to; default the padded size (4h, 4w).
+        """
+        snr = _snr_tensor(snr_db, y.shape[0], y.device)
+        lv = torch.as_tensor(level, dtype=torch.long, device=y.device).expand(y.shape[0])
+        mask = self.group_mask(F.one_hot(lv, self.cfg.levels).float())
+        x_hat = self._decode(y, snr, mask)
+        if size is not None:
+            x_hat = x_hat[:, :, : size[0], : size[1]]
+        return x_hat
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters of a model."""
+    return sum(p.numel() for p in model.parameters())
+
+
+WEIGHTS_FORMAT = "semstream-jscc-weights/1"
+
+
+def save_weights(model: AdaptiveJSCC, path: str | Path, half: bool = True,
+                 meta: dict | None = None) -> Path:
+    """Write ``{format, config, state_dict, meta}`` to ``path`` atomically (fp16 by default)."""
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).clone()
+             for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": WEIGHTS_FORMAT, "config": model.cfg.to_dict(), "state_dict": state,
+                "meta": meta or {}}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
+    """ValueError naming the first missing, unexpected or wrongly shaped tensor of ``state``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{source} does not fit the model: missing {missing[:3]}, "
+                         f"unexpected {extra[:3]}")
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, the model "
+                             f"needs {tuple(expected[key].shape)}")
+
+
+def load_weights(path: str | Path, expect: str | JSCCConfig | None = None,
+                 device: str = "cpu") -> tuple[AdaptiveJSCC, dict]:
+    """Load a weights file written by :func:`save_weights`; returns (eval-mode model, meta).
+
+    expect: a preset name or config the file must hold (mismatch -> ValueError). A file
+    whose config differs from this code's preset of the same name is refused too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSCC weights {path} not found: train and export them with "
+                                "`semstream jscc train` / `semstream jscc export`")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt file
+        raise ValueError(f"cannot read JSCC weights {path}: {type(exc).__name__}") from None
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path} is not a JSCC weights file ({WEIGHTS_FORMAT})")
+    try:
+        cfg = JSCCConfig.from_dict(blob["config"])
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{path} holds an unreadable model config: {exc}") from None
+    want = get_config(expect) if isinstance(expect, str) else expect
+    if want is not None and cfg != want:
+        raise ValueError(f"{path} holds config {cfg.name!r} {cfg.widths}, expected "
+                         f"{want.name!r} {want.widths}")
+    if cfg.name in CONFIGS and CONFIGS[cfg.name] != cfg:
+        raise ValueError(f"{path} was made for {cfg.name!r} {cfg.widths}, but this code's "
+                         f"{cfg.name!r} preset is {CONFIGS[cfg.name].widths}")
+    model = AdaptiveJSCC(cfg)
+    check_state_dict(model, blob["state_dict"], str(path))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in blob["state_dict"].items()})
+    return model.to(device).eval(), blob.get("meta", {})

@@ -1,0 +1,278 @@
+"""Training of the adaptive-rate JSCC model: schedule, resumable checkpoints, JSON log.
+
+Loss = MSE(x, x_hat) + rate_weight * (fraction of the selectable groups sent), with the
+training SNR drawn uniformly per image. A short warm-up sends every image at a random
+level (no rate term) so that the decoder learns to use every group before the policy
+starts; without it the policy settles on the lowest levels while the extra groups are
+still useless to the decoder, and never leaves them. After it, a share of each batch
+keeps a random level so that every fixed rate stays trained.
+
+The schedule follows Yang & Kim scaled to the epoch budget: the paper's 400 epochs are
+150 at lr 5e-4, 150 at 5e-5, then 100 of fine-tuning the decoder with encoder and policy
+frozen (fractions 0.375 / 0.75), and the Gumbel temperature 5 * exp(-0.015 * epoch)
+decays by the same total amount over the run.
+
+The output folder holds ``last.pt`` (model + optimizer + RNG state, written atomically at
+the end of every epoch) and ``log.json``; rerunning the same command resumes from there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jscc.data import CropSampler, load_images
+from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
+
+CHECKPOINT = "last.pt"
+LOG = "log.json"
+PAPER_EPOCHS = 400
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (a resumed run must use the same values)."""
+
+    model: str = "edge"
+    epochs: int = 80
+    batch_size: int = 128
+    crop: int = 32
+    lr: float = 5e-4
+    lr_low: float = 5e-5
+    lr_drop_frac: float = 0.375  # paper: 150 of 400 epochs
+    freeze_frac: float = 0.75  # paper: 300 of 400 epochs
+    temperature0: float = 5.0
+    temperature_decay: float = 0.015  # per epoch over the paper's 400 epochs
+    rate_weight: float = 8e-4
+    warmup_frac: float = 0.1  # first epochs: random levels for all, no rate term
+    random_level_frac: float = 0.25  # afterwards: share of each batch at a random level
+    snr_min: float = 0.0
+    snr_max: float = 20.0
+    seed: int = 0
+    steps_per_epoch: int = 0  # 0 = one pass over the data
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be at least 1")
+        if self.snr_min > self.snr_max:
+            raise ValueError(f"SNR range {self.snr_min}..{self.snr_max} is empty")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for 0-based ``epoch``."""
+        return self.lr if epoch < round(self.lr_drop_frac * self.epochs) else self.lr_low
+
+    def warmup_at(self, epoch: int) -> bool:
+        """True in the warm-up phase (every image at a random level, policy unused)."""
+        return epoch < round(self.warmup_frac * self.epochs)
+
+    def frozen_at(self, epoch: int) -> bool:
+        """True in the fine-tuning phase (encoder and policy frozen)."""
+        return epoch >= round(self.freeze_frac * self.epochs)
+
+    def temperature_at(self, epoch: int) -> float:
+        """Gumbel-softmax temperature for ``epoch`` (paper decay rescaled to ``epochs``)."""
+        rate = self.temperature_decay * PAPER_EPOCHS / self.epochs
+        return self.temperature0 * math.exp(-rate * epoch)
+
+
+@dataclass
+class EpochStats:
+    """One row of log.json."""
+
+    epoch: int  # 1-based count of completed epochs
+    loss: float
+    mse: float
+    psnr: float  # mean per-image PSNR on the training batches, dB
+    rate: float  # mean channel uses per source value of the policy's choices
+    rate_low_snr: float  # the same for training SNR below the middle of the range
+    rate_high_snr: float
+    warmup: bool
+    lr: float
+    temperature: float
+    frozen: bool
+    steps: int
+    seconds: float
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_json(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def make_optimizer(model: AdaptiveJSCC, lr: float) -> torch.optim.Adam:
+    """Adam with the paper's betas (0.5, 0.999)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
+
+
+def set_frozen(model: AdaptiveJSCC, frozen: bool) -> None:
+    """Freeze (eval mode, no grad) or unfreeze the transmitter side: encoders and policy."""
+    for module in model.encoder_modules():
+        module.train(not frozen)
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+
+
+class Trainer:
+    """A resumable training run writing into ``out``."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu"):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.device = torch.device(device)
+        self.model_cfg: JSCCConfig = get_config(cfg.model)
+        self.model = AdaptiveJSCC(self.model_cfg).to(self.device)
+        self.opt = make_optimizer(self.model, cfg.lr)
+        self.epoch = 0
+        self.log: list[dict] = []
+        self.rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(cfg.seed)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def resume(self) -> bool:
+        """Load ``out/last.pt`` when it exists; returns whether it did."""
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if ckpt["train_config"] != asdict(self.cfg):
+            diff = {k: (v, asdict(self.cfg)[k]) for k, v in ckpt["train_config"].items()
+                    if asdict(self.cfg).get(k) != v}
+            raise ValueError(f"{path} was made with other settings {diff} (saved, given): "
+                             "rerun with the same options or use another --out")
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.epoch = ckpt["epoch"]
+        self.rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        log_path = self.out / LOG
+        if log_path.exists():
+            self.log = [r for r in json.loads(log_path.read_text())["epochs"]
+                        if r["epoch"] <= self.epoch]
+        return True
+
+    def save(self) -> None:
+        """Write last.pt and log.json atomically."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        _atomic_save({
+            "format": 1,
+            "model_config": self.model_cfg.to_dict(),
+            "train_config": asdict(self.cfg),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }, self.out / CHECKPOINT)
+        _atomic_json({"model_config": self.model_cfg.to_dict(), "train_config": asdict(self.cfg),
+                      "epochs": self.log}, self.out / LOG)
+
+    # --- training ------------------------------------------------------------------------
+
+    def run_epoch(self, sampler: CropSampler, progress: bool = True) -> EpochStats:
+        """Train one epoch, append its stats to the log, checkpoint, return the stats."""
+        from tqdm import tqdm
+
+        cfg, e = self.cfg, self.epoch
+        lr, tau, frozen = cfg.lr_at(e), cfg.temperature_at(e), cfg.frozen_at(e)
+        warm = cfg.warmup_at(e)
+        random_share = 1.0 if warm else cfg.random_level_frac
+        levels = self.model_cfg.levels
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        set_frozen(self.model, frozen)
+        steps = sampler.steps_per_epoch(cfg.batch_size)
+        if cfg.steps_per_epoch:
+            steps = min(steps, cfg.steps_per_epoch)
+        sums = dict(loss=0.0, mse=0.0, psnr=0.0, rate=0.0)
+        by_snr = {True: [0.0, 0], False: [0.0, 0]}
+        mid = (cfg.snr_min + cfg.snr_max) / 2
+        start = time.perf_counter()
+        bar = tqdm(total=steps, desc=f"epoch {e + 1}/{cfg.epochs}", disable=not progress,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        batches = sampler.batches(cfg.batch_size, self.rng)
+        for _ in range(steps):
+            x = torch.from_numpy(next(batches)).to(self.device)
+            u = torch.from_numpy(self.rng.random(x.shape[0]).astype(np.float32))
+            snr = (cfg.snr_min + (cfg.snr_max - cfg.snr_min) * u).to(self.device)
+            forced = self.rng.random(x.shape[0]) < random_share
+            lv = np.where(forced, self.rng.integers(0, levels, x.shape[0]), -1)
+            out = self.model(x, snr, level=torch.from_numpy(lv).to(self.device),
+                             temperature=tau)
+            per_image = ((out.x_hat - x) ** 2).mean(dim=(1, 2, 3))
+            mse = per_image.mean()
+            loss = mse
+            if not warm:
+                selectable = out.group_mask[:, self.model_cfg.always_on_groups:]
+                loss = loss + cfg.rate_weight * selectable.mean()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            sums["loss"] += loss.item()
+            sums["mse"] += mse.item()
+            sums["psnr"] += (-10 * torch.log10(per_image.detach().clamp_min(1e-10))).mean().item()
+            # rate statistics describe the policy's choices (all items in the warm-up)
+            chosen = torch.from_numpy(~forced if (~forced).any() else np.ones_like(forced))
+            chosen = chosen.to(self.device)
+            sums["rate"] += out.rate[chosen].mean().item()
+            low = snr < mid
+            for flag in (True, False):
+                sel = out.rate[(low == flag) & chosen]
+                by_snr[flag][0] += sel.sum().item()
+                by_snr[flag][1] += sel.numel()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.5f}", rate=f"{out.rate.mean().item():.4f}",
+                            refresh=False)
+        bar.close()
+        n = max(steps, 1)
+        self.epoch += 1
+        stats = EpochStats(
+            epoch=self.epoch, loss=sums["loss"] / n, mse=sums["mse"] / n, psnr=sums["psnr"] / n,
+            rate=sums["rate"] / n,
+            rate_low_snr=by_snr[True][0] / max(by_snr[True][1], 1),
+            rate_high_snr=by_snr[False][0] / max(by_snr[False][1], 1),
+            warmup=warm, lr=lr, temperature=tau, frozen=frozen, steps=steps,
+            seconds=time.perf_counter() - start,
+        )
+        self.log.append(asdict(stats))
+        self.save()
+        return stats
+
+    def fit(self, sampler: CropSampler, progress: bool = True) -> list[dict]:
+        """Train from the current epoch to ``cfg.epochs``; returns the whole log."""
+        while self.epoch < self.cfg.epochs:
+            stats = self.run_epoch(sampler, progress)
+            print(json.dumps(asdict(stats)), flush=True)
+        return self.log
+
+
+def train(cfg: TrainConfig, data: str | Path, out: str | Path, device: str = "cpu",
+          cache_dir: str | Path | None = "runs/cache", progress: bool = True) -> Trainer:
+    """Load the data, resume from ``out/last.pt`` if present, train to ``cfg.epochs``."""
+    trainer = Trainer(cfg, out, device)
+    if trainer.resume():
+        print(f"resuming from {Path(out) / CHECKPOINT} after epoch {trainer.epoch}", flush=True)
+    if trainer.epoch >= cfg.epochs:
+        return trainer
+    sampler = CropSampler(load_images(data, cache_dir), cfg.crop)
+    if sampler.steps_per_epoch(cfg.batch_size) == 0:
+        raise ValueError(f"{data} holds {len(sampler)} images, fewer than one batch of "
+                         f"{cfg.batch_size}: lower --batch-size")
+    trainer.fit(sampler, progress)
+    return trainer

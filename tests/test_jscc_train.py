@@ -1,0 +1,160 @@
+"""JSCC training: data loading, schedule, a smoke run on real images, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jscc.data import CropSampler, load_images
+from jscc.model import AdaptiveJSCC, JSCCConfig
+from jscc.train import TrainConfig, Trainer, make_optimizer, train
+from stream.cli import main
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def image_zip(samples, tmp_path_factory) -> Path:
+    """A zip of the 16 real cronkite frames (256 x 256 gray PNG)."""
+    path = tmp_path_factory.mktemp("data") / "cronkite.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for png in sorted((samples / "cronkite").glob("*.png")):
+            zf.write(png, f"faces/{png.name}")
+    return path
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(model="edge", epochs=2, batch_size=4, crop=32, steps_per_epoch=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_load_images_from_zip_folder_and_cache(image_zip, samples, tmp_path):
+    stack = load_images(image_zip, cache_dir=tmp_path / "cache")
+    assert stack.shape == (16, 256, 256, 3) and stack.dtype == np.uint8
+    assert np.array_equal(stack[..., 0], stack[..., 2])  # gray decoded as RGB
+    cached = list((tmp_path / "cache").glob("*.npy"))
+    assert len(cached) == 1
+    assert np.array_equal(load_images(image_zip, cache_dir=tmp_path / "cache"), stack)
+    assert np.array_equal(load_images(samples / "cronkite"), stack)
+
+
+def test_load_images_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_images(tmp_path / "nothing.zip")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        load_images(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="cannot decode image"):
+        load_images(tmp_path / "bad")
+
+
+def test_crop_sampler_batches_mixed_sizes():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in
+              [(40, 50), (33, 32), (64, 64), (32, 90)]]
+    sampler = CropSampler(images, 32)
+    batches = list(sampler.batches(2, rng))
+    assert len(batches) == sampler.steps_per_epoch(2) == 2
+    assert batches[0].shape == (2, 3, 32, 32) and batches[0].dtype == np.float32
+    assert 0 <= batches[0].min() and batches[0].max() <= 1
+    with pytest.raises(ValueError, match="smaller than the crop size 48"):
+        CropSampler(images, 48)
+
+
+def test_schedule_follows_the_paper_proportions():
+    cfg = TrainConfig(epochs=80)
+    assert cfg.lr_at(29) == 5e-4 and cfg.lr_at(30) == 5e-5
+    assert not cfg.frozen_at(59) and cfg.frozen_at(60)
+    assert cfg.warmup_at(7) and not cfg.warmup_at(8)
+    assert cfg.temperature_at(0) == 5.0
+    # the whole run decays the temperature as much as the paper's 400 epochs do
+    assert cfg.temperature_at(80) == pytest.approx(5.0 * math.exp(-0.015 * 400))
+
+
+def test_smoke_run_resumes_and_keeps_the_epoch_count(image_zip, tmp_path):
+    cfg = tiny(epochs=3)
+    first = Trainer(cfg, tmp_path / "run")
+    sampler = CropSampler(load_images(image_zip), cfg.crop)
+    first.run_epoch(sampler, progress=False)  # then "the machine stops"
+    assert (tmp_path / "run" / "last.pt").exists()
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+    trainer = train(cfg, image_zip, tmp_path / "run", cache_dir=None, progress=False)
+    assert trainer.epoch == 3
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert [r["epoch"] for r in log["epochs"]] == [1, 2, 3]
+    row = log["epochs"][-1]
+    assert set(row) >= {"loss", "psnr", "rate", "lr", "temperature", "seconds", "frozen",
+                        "warmup"}
+    assert [r["warmup"] for r in log["epochs"]] == [False] * 3  # round(0.1 * 3) = 0
+    assert 1 / 12 - 1e-6 <= row["rate"] <= 1 / 6 + 1e-6
+    assert math.isfinite(row["loss"]) and row["steps"] == 2
+
+    # rerunning a finished run trains nothing more
+    assert train(cfg, image_zip, tmp_path / "run", cache_dir=None, progress=False).epoch == 3
+    # other settings refuse to resume
+    with pytest.raises(ValueError, match="other settings"):
+        train(tiny(epochs=3, lr=1e-3), image_zip, tmp_path / "run", cache_dir=None,
+              progress=False)
+
+
+def test_frozen_phase_trains_only_the_decoder(image_zip, tmp_path):
+    cfg = tiny(epochs=1, freeze_frac=0.0)
+    trainer = Trainer(cfg, tmp_path / "frozen")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run_epoch(CropSampler(load_images(image_zip), cfg.crop), progress=False)
+    after = trainer.model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"from_latent", "channel_decoder", "source_decoder"}
+
+
+def test_loss_falls_on_real_images(image_zip):
+    torch.manual_seed(0)
+    model = AdaptiveJSCC(JSCCConfig("small", (8, 16, 32))).train()
+    opt = make_optimizer(model, 3e-3)
+    sampler = CropSampler(load_images(image_zip), 32)
+    batch = torch.from_numpy(next(sampler.batches(8, np.random.default_rng(1))))
+    losses = []
+    for _ in range(15):
+        out = model(batch, torch.full((8,), 10.0), temperature=5.0)
+        loss = ((out.x_hat - batch) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3])
+
+
+def test_cli_train_and_export(image_zip, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["jscc", "train", "--data", str(image_zip), "--epochs", "1", "--batch-size",
+                 "4", "--steps-per-epoch", "1", "--out", str(out), "--cache", "",
+                 "--no-progress"])
+    assert code == 0 and (out / "last.pt").exists()
+    (out / "COMMAND.txt").write_text("# how\nsemstream jscc train --data x\n")
+    weights = tmp_path / "w" / "edge.pt"
+    assert main(["jscc", "export", "--checkpoint", str(out / "last.pt"), "--out",
+                 str(weights)]) == 0
+    card = (tmp_path / "w" / "MODEL_CARD.md").read_text()
+    assert "1 of 1 planned epochs" in card and "semstream jscc train --data x" in card
+    assert main(["jscc", "train", "--data", str(tmp_path / "none.zip"), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_warmup_trains_every_level_and_leaves_the_policy_alone(image_zip, tmp_path):
+    cfg = tiny(epochs=1, warmup_frac=1.0)
+    trainer = Trainer(cfg, tmp_path / "warm")
+    before = [p.clone() for p in trainer.model.policy.parameters()]
+    stats = trainer.run_epoch(CropSampler(load_images(image_zip), cfg.crop), progress=False)
+    assert stats.warmup
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.policy.parameters(),
+                                                 strict=True))
