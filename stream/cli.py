@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# OpenMP workers that spin while waiting made torch ~6x slower on a shared 2-core
+# machine; passive waiting must be chosen before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from jscc.zoo import ModelFileError
 
