@@ -24,6 +24,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from stream import loopback, signaling
 from stream.frames import Frame
+from stream.http import serve
 
 WEB = Path(__file__).with_name("web")
 
@@ -64,15 +65,7 @@ class BrowserSource:
         app.router.add_static("/static/", WEB)
         app.router.add_get("/config", self._config)
         app.router.add_post("/offer", self._offer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise OSError(f"webcam page cannot listen on {self.host}:{self.port}: "
-                          f"{exc.strerror}") from None
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, self.host, self.port, "webcam page")
 
     async def stop(self) -> None:
         """Close the browser's connection and stop serving."""

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from stream import loopback
+from stream.http import serve
 
 TOKEN_HEADER = "X-Semstream-Token"
 MAX_SDP_BYTES = 64 * 1024
@@ -135,15 +136,7 @@ class SignalingServer:
         """Start listening; OSError with the address when the port cannot be bound."""
         app = web.Application()
         app.router.add_post("/offer", self._offer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
-        self.port = self._runner.addresses[0][1]  # the real port when 0 was asked
+        self._runner, self.port = await serve(app, self.host, self.port, "signalling")
 
     async def stop(self) -> None:
         """Stop listening."""

@@ -39,6 +39,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from stream import loopback, signaling
+from stream.http import serve
 
 WEB = Path(__file__).with_name("web")
 CLOCK = 90_000  # RTP video clock, ticks per second
@@ -204,15 +205,7 @@ class Viewer:
         app.router.add_get("/stats", self._stats_json)
         app.router.add_post("/interp", self._interp)
         app.router.add_post("/displayed", self._displayed)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise OSError(f"viewer cannot listen on {self.host}:{self.port}: "
-                          f"{exc.strerror}") from None
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, self.host, self.port, "viewer")
 
     async def stop(self) -> None:
         """Close every page's connection and stop serving."""
