@@ -105,8 +105,11 @@ def _padded(image: np.ndarray) -> np.ndarray:
 class JSCCCodec:
     """A loaded JSCC model wrapped for numpy images (no grad, eval mode)."""
 
-    def __init__(self, model: AdaptiveJSCC, device: str = "cpu", threads: int = 2):
-        torch.set_num_threads(max(1, threads))
+    def __init__(self, model: AdaptiveJSCC, device: str = "cpu", threads: int | None = 2):
+        """threads: torch intra-op threads to set for the process; None keeps the current
+        setting (e.g. a worker of a process pool that already chose one)."""
+        if threads is not None:
+            torch.set_num_threads(max(1, threads))
         self.device = torch.device(device)
         # folded BatchNorm and channels-last layout: about 1.5x faster convolutions on CPU
         model = fold_batchnorm(copy.deepcopy(model).to(self.device).eval())
@@ -115,7 +118,7 @@ class JSCCCodec:
 
     @classmethod
     def load(cls, name: str = "edge", path: str | Path | None = None, device: str = "cpu",
-             threads: int = 2) -> JSCCCodec:
+             threads: int | None = 2) -> JSCCCodec:
         """Codec from shipped weights jscc/weights/<name>.pt, or from ``path``."""
         from jscc.export import default_weights_path
 

@@ -193,8 +193,8 @@ def prepare_clip(spec: str, out: Path, max_frames: int | None) -> Path:
 
 
 def _limit_threads() -> None:
-    """Start each worker with one torch thread, as the workers share the cores (loading the
-    JSCC codec sets its own count, 2, for the rest of the cell)."""
+    """Start each worker with one torch thread, as the workers share the cores (the cells
+    load the JSCC codec with threads=None, which keeps this setting)."""
     import torch
 
     torch.set_num_threads(1)
@@ -239,7 +239,8 @@ def run_jscc_cell(cell: Cell, video: str, sweep: SweepConfig, library: str | Non
     receiver = ReceiverConfig(library=lib, weights=weights)
     with tempfile.TemporaryDirectory(prefix="semstream-cell-") as tmp:
         out = Path(tmp) / "out.mp4" if figure_frame is not None else None
-        report = run_video(video, RunConfig(sender, receiver, sweep.max_frames, out))
+        report = run_video(video, RunConfig(sender, receiver, sweep.max_frames, out,
+                                            threads=None))
         image = _frame_at(out, figure_frame) if out is not None else None
     return {"report": report, "image": image}
 

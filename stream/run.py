@@ -29,13 +29,15 @@ from stream.sources import VideoFileSource
 @dataclass(frozen=True)
 class RunConfig:
     """One offline run: sender and receiver settings, how many frames (None = all), the
-    output video (None = none) and whether to keep per-frame rows in the report."""
+    output video (None = none), whether to keep per-frame rows in the report, and the torch
+    threads for the JSCC codec (None keeps the process's setting)."""
 
     sender: SenderConfig = SenderConfig()
     receiver: ReceiverConfig = ReceiverConfig()
     max_frames: int | None = None
     out: Path | None = None
     rows: bool = True
+    threads: int | None = 2
 
 
 def _loopback_wire(output: SenderOutput, packer: wire.Packer,
@@ -59,7 +61,7 @@ async def run_video_async(video: str | Path, config: RunConfig = RunConfig()) ->
     """Run the chain on ``video``; returns the report (see the module docstring)."""
     t0 = time.perf_counter()
     source = VideoFileSource(video, realtime=False, max_frames=config.max_frames)
-    codec = load_codec(config.sender.model, config.sender.weights)
+    codec = load_codec(config.sender.model, config.sender.weights, config.threads)
     sender = SenderCore(config.sender, codec, keep_mask=True)
     # nothing to interpolate without skipping: do not load an interpolator
     rcfg = config.receiver if config.sender.skip > 1 else replace(config.receiver, interp="off")

@@ -36,9 +36,9 @@ from stream.frames import Frame
 LIBRARY_FLAG = 1 << 31  # background ids with this bit name a library image (index below it)
 
 
-def load_codec(model: str, weights) -> JSCCCodec:
+def load_codec(model: str, weights, threads: int | None = 2) -> JSCCCodec:
     """The JSCC codec of preset ``model``, or of an explicit weights file."""
-    return JSCCCodec.load(model, path=weights)
+    return JSCCCodec.load(model, path=weights, threads=threads)
 
 
 @dataclass(frozen=True)
