@@ -7,7 +7,6 @@ background update), ORB matching against libraries of 1, 10 and 100 backgrounds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from jsonreport import emit  # noqa: E402
 
 from dynbg.background import OnlineBackground  # noqa: E402
 from dynbg.keyinfo import extract  # noqa: E402
@@ -76,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         lib = BackgroundLibrary(ROOT / "samples", [f"b{i}" for i in range(n)], base[:n])
         ms[f"library match, {n} backgrounds"] = _ms(lib.match, frames[:10])
     report["load_average_at_end"] = round(os.getloadavg()[0], 2)
-    text = json.dumps(report, indent=2)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    print(text)
+    emit(report, args.json)
     return 0
 
 

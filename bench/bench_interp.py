@@ -12,7 +12,6 @@ per-pair ratios whole-frame / foreground-only. Also checks whether the foregroun
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from jsonreport import emit  # noqa: E402
 
 from interp.foreground import box_from_mask  # noqa: E402
 from interp.methods import MethodConfig, make_interpolator  # noqa: E402
@@ -97,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             **{fg: med[fg] <= budget for fg in ratio},
         },
     }
-    text = json.dumps(report, indent=2)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    print(text)
+    emit(report, args.json)
     return 0
 
 

@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -25,6 +24,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from jsonreport import emit
 
 from jscc.codec import JSCCCodec  # noqa: E402
 from jscc.model import AdaptiveJSCC, get_config, parameter_count  # noqa: E402
@@ -89,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         # robust to a shared machine: both run in this process
                         "edge_to_paper_ratio_256x256": edge_ms / paper_ms}
     report["machine"]["load_average_1min_after"] = os.getloadavg()[0]
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(report, args.json)
     return 0
 
 
