@@ -38,7 +38,7 @@ class VideoInfo:
     width: int
     height: int
     fps: float
-    frames: int
+    frames: int = 0
 
 
 def _open(path: str | Path):

@@ -20,11 +20,11 @@ import asyncio
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dynbg.video import VideoInfo
 from stream.frames import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -34,20 +34,10 @@ class SourceError(ValueError):
     """A source cannot be opened (one line naming it and what to do)."""
 
 
-@dataclass(frozen=True)
-class SourceInfo:
-    """Frame size (pixels) and rate (frames/s) of a source; frames: count, 0 if unknown."""
-
-    width: int
-    height: int
-    fps: float
-    frames: int = 0
-
-
 class Source:
     """Base: ``info`` and ``frames()``; ``close()`` releases what the source holds."""
 
-    info: SourceInfo
+    info: VideoInfo
     name: str = "source"
 
     def __init__(self, realtime: bool = True, max_frames: int | None = None) -> None:
@@ -95,7 +85,7 @@ class VideoFileSource(Source):
         self.path = Path(path)
         self.loop = loop
         v = probe(self.path)
-        self.info = SourceInfo(v.width, v.height, v.fps or 30.0, v.frames)
+        self.info = VideoInfo(v.width, v.height, v.fps or 30.0, v.frames)
         self.name = self.path.name
 
     def _read(self) -> Iterator[tuple[np.ndarray, float]]:
@@ -125,7 +115,7 @@ class ImageFolderSource(Source):
         if not self.files:
             raise SourceError(f"folder {self.folder} holds no .png/.jpg/.bmp images")
         first = self._load(self.files[0])
-        self.info = SourceInfo(first.shape[1], first.shape[0], fps, len(self.files))
+        self.info = VideoInfo(first.shape[1], first.shape[0], fps, len(self.files))
         self.name = self.folder.name
 
     @staticmethod
@@ -172,7 +162,7 @@ class WebcamSource(Source):
             raise SourceError(f"cannot open webcam {self.device} ({exc}): check the device "
                               "name and that no other program uses it") from None
         stream = self._container.streams.video[0]
-        self.info = SourceInfo(stream.codec_context.width or width,
+        self.info = VideoInfo(stream.codec_context.width or width,
                                stream.codec_context.height or height,
                                float(stream.average_rate or fps))
         self.name = self.device
@@ -199,7 +189,7 @@ class BrowserCameraSource(Source):
         super().__init__(False, max_frames)
         self.browser = BrowserSource(host, port, CameraOptions(width, height, fps))
         self.connect_timeout_s = connect_timeout_s
-        self.info = SourceInfo(width, height, fps)
+        self.info = VideoInfo(width, height, fps)
         self.name = "browser"
 
     async def start(self) -> None:
