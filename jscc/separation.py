@@ -122,6 +122,11 @@ class RateSearch:
             self._data[index] = self.codec.encode(self.image, self.codec.settings[index])
         return 8 * len(self._data[index])
 
+    def data(self, index: int) -> bytes:
+        """The bitstream at ``codec.settings[index]``, headers included (memoised)."""
+        self.bits(index)
+        return self._data[index]
+
     @property
     def encodings(self) -> int:
         """How many settings have been encoded so far."""

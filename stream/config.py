@@ -11,6 +11,7 @@ from pathlib import Path
 
 CHANNELS = ("awgn", "rayleigh")
 MODES = ("proposed", "direct")
+BACKGROUND_LINKS = ("digital", "jscc")
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,15 @@ class SenderConfig:
     mask bits are side information).
     max_pixels: resolution check: a crop or frame with more pixels is scaled down first.
     threshold: soft-mask value at or above which a pixel is foreground.
-    refresh_gain: resend the segment's background (through JSCC) when the online
+    refresh_gain: resend the segment's background when the online
     builder's unseen fraction has fallen this much below the one last sent.
     refresh_every: fewest frames between two background refreshes of a segment.
+    background: how a background update crosses the channel: "digital" (an image codec at
+    the rate an MCS table allows, ``stream.background_link``; JSCC when the SNR is below
+    the table's cliff) or "jscc" (the JSCC model, like a frame).
+    background_rate: channel uses per source value a digital background may take
+    (1/12: what the JSCC model spends on a whole frame from 10 dB up).
+    background_codecs: the image codecs a digital background may use (the best is sent).
     model, weights: JSCC preset name, or an explicit weights file.
     seed: seed of the channel noise (runs are deterministic for a seed).
     """
@@ -46,6 +53,9 @@ class SenderConfig:
     threshold: float = 0.5
     refresh_gain: float = 0.05
     refresh_every: int = 15
+    background: str = "digital"
+    background_rate: float = 1 / 12
+    background_codecs: tuple[str, ...] = ("jpeg", "webp", "hevc")
     model: str = "edge"
     weights: Path | None = None
     seed: int = 0
@@ -55,6 +65,18 @@ class SenderConfig:
             raise ValueError(f"unknown channel {self.channel!r}: choose {' or '.join(CHANNELS)}")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}: choose {' or '.join(MODES)}")
+        if self.background not in BACKGROUND_LINKS:
+            raise ValueError(f"unknown background link {self.background!r}: choose "
+                             f"{' or '.join(BACKGROUND_LINKS)}")
+        from stream.background_link import CODEC_IDS
+
+        bad = [c for c in self.background_codecs if c not in CODEC_IDS]
+        if bad or not self.background_codecs:
+            raise ValueError(f"unknown background codec(s) {bad}: choose from "
+                             f"{', '.join(CODEC_IDS)}")
+        if not 0 < self.background_rate <= 1:
+            raise ValueError(f"background_rate must be in (0, 1] channel uses per source "
+                             f"value, got {self.background_rate}")
         if self.skip < 0:
             raise ValueError(f"skip must be 0 (off) or at least 2, got {self.skip}")
         if self.fg_margin < 0:

@@ -17,7 +17,8 @@ begin one-by-one-person.mp4 shortly before the first person walks in.
 
 Every finished cell is a JSON file ``cells/<key>.json`` in the output folder and is not
 computed again, so an interrupted sweep resumes where it stopped; a cell file is stale (and
-recomputed) when the JSCC weights file (by its sha256), ``max_frames`` or ``seed`` differ.
+recomputed) when the JSCC weights file (by its sha256), ``max_frames``, ``seed`` or
+:data:`PIPELINE_REVISION` differ.
 Cells run on a local process pool (default: both cores) or on an existing Ray cluster
 (``ray_address``; the cluster's workers need semstream installed and the clips at the same
 paths). Workers return results; only this process writes files.
@@ -53,6 +54,9 @@ JSCC_METHODS = {"direct": {"mode": "direct"},
 H264_METHODS = {"h264-capacity": "capacity", "h264-mcs": "mcs"}
 METHODS = (*JSCC_METHODS, *H264_METHODS)
 VARIANTS = ("video", "library")
+# Bump when the sender or receiver changes what a cell computes, so old cells are redone.
+# 2: backgrounds over the digital link, first background with its foreground inpainted.
+PIPELINE_REVISION = 2
 LIBRARY_METHODS = tuple(m for m in JSCC_METHODS if m.startswith("proposed"))
 
 
@@ -121,7 +125,7 @@ class SweepConfig:
 
     def settings(self) -> dict:
         """What a finished cell's result depends on besides the cell itself: the JSCC
-        weights (sha256 of the file), max_frames and seed."""
+        weights (sha256 of the file), max_frames, seed and the pipeline revision."""
         import hashlib
 
         from jscc.export import default_weights_path
@@ -130,7 +134,8 @@ class SweepConfig:
         if not path.is_file():
             raise FileNotFoundError(f"JSCC weights not found: {path}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return {"weights_sha256": digest, "max_frames": self.max_frames, "seed": self.seed}
+        return {"weights_sha256": digest, "max_frames": self.max_frames, "seed": self.seed,
+                "pipeline_revision": PIPELINE_REVISION}
 
     @property
     def budget_method(self) -> str:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stream import payload, wire
+from stream import background_link, payload, wire
 from stream.accounting import ChannelLedger, FrameLedger, LatencyStats
 from stream.config import PipelineConfig, ReceiverConfig, SenderConfig
 from stream.peer import PeerGone, PeerOptions, ReceiverEndpoint, SenderEndpoint
@@ -194,6 +194,8 @@ class _ReceiverSession:
             elif isinstance(msg, wire.Background):
                 if msg.kind == wire.BackgroundKind.JSCC:
                     self.channel.add_background(payload.symbol_count(msg.payload))
+                elif msg.kind == wire.BackgroundKind.CODED:
+                    self.channel.add_background(background_link.channel_uses(msg.payload))
                 yield msg
 
     def output(self, frame: OutputFrame) -> None:

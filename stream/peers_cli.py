@@ -16,7 +16,9 @@ NO_DROP = ("process every frame even when a stage falls behind (latency grows); 
            "the oldest waiting frame is dropped and counted")
 
 
-def _sender_options(p: argparse.ArgumentParser) -> None:
+def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
+    """Options of ``send`` (live) and ``run`` (offline). Live, the background codecs leave
+    out HEVC: its rate search takes about 0.5 s per 640x480 background, a visible stall."""
     p.add_argument("--snr", type=float, default=10.0, metavar="DB",
                    help="channel SNR in dB (default 10)")
     p.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
@@ -32,6 +34,12 @@ def _sender_options(p: argparse.ArgumentParser) -> None:
                    help="with --fg-latent: grow the mask by PX pixels first (default 8)")
     p.add_argument("--max-pixels", type=int, default=640 * 480, metavar="N",
                    help="resolution check: scale crops and frames down to at most N pixels")
+    p.add_argument("--background", choices=("digital", "jscc"), default="digital",
+                   help="how backgrounds cross the channel: an image codec at the MCS rate "
+                        "(JSCC below the MCS cliff), or JSCC always")
+    codecs = "jpeg,webp" if live else "jpeg,webp,hevc"
+    p.add_argument("--background-codecs", default=codecs, metavar="LIST",
+                   help=f"image codecs a digital background may use (default {codecs})")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel noise")
     p.add_argument("--weights", type=Path, metavar="FILE",
                    help="JSCC weights file (default: the shipped edge model)")
@@ -45,8 +53,9 @@ def _sender_config(args: argparse.Namespace, mode: str = "proposed"):
     return SenderConfig(snr_db=args.snr, channel=args.channel, mode=mode,
                         segmenter=args.segmenter, skip=args.skip, library=args.library,
                         fg_latent=args.fg_latent, fg_margin=args.fg_margin,
-                        max_pixels=args.max_pixels, seed=args.seed,
-                        weights=args.weights)
+                        max_pixels=args.max_pixels, background=args.background,
+                        background_codecs=tuple(args.background_codecs.split(",")),
+                        seed=args.seed, weights=args.weights)
 
 
 def _pipeline(args: argparse.Namespace):
@@ -81,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source")
     p.add_argument("--to", required=True, metavar="HOST:PORT", help="the receiver's address")
     p.add_argument("--token", required=True, metavar="T", help="shared secret of the session")
-    _sender_options(p)
+    _sender_options(p, live=True)
     p.add_argument("--mode", choices=("proposed", "direct"), default="proposed")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--loop", action="store_true", help="play a video file in a loop")
@@ -114,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run the whole chain on VIDEO in one process (every frame, "
                                    "deterministic for --seed) and report quality and cost.")
     p.add_argument("video", type=Path)
-    _sender_options(p)
+    _sender_options(p, live=False)
     p.add_argument("--mode", choices=("proposed", "direct"), default="proposed")
     p.add_argument("--interp", choices=INTERP_CHOICES, default="rife-fg",
                    help="how skipped frames are rebuilt (rife-fg: RIFE on the foreground)")

@@ -2,10 +2,11 @@
 
 Two steps, so a pipeline can run them in two threads (each called in message order):
 
-- ``decode``: JSCC decoding of background updates (kept per id: only this step touches
-  them) and of a frame's crop or whole frame; the frame leaves with its background. With
-  fg-latent crops the latent positions the sender left out are filled with the JSCC
-  latent of the background under the crop, so the decoder sees a consistent picture;
+- ``decode``: decoding of background updates (JSCC or the digital link; kept per id:
+  only this step touches them) and of a frame's crop or whole frame; the frame leaves
+  with its background. With fg-latent crops the latent positions the sender left out are
+  filled with the JSCC latent of the background under the crop, so the decoder sees a
+  consistent picture;
 - ``compose``: a crop is pasted into its background, a frame with no symbols shows the
   background; frames the sender skipped are interpolated between the two sent frames
   around them when the switch is on, and counted dropped ("skipped-interp-off") when off.
@@ -25,7 +26,7 @@ from dynbg.keyinfo import CropRecord, paste_back
 from interp.methods import Interpolator, MethodConfig, make_with_fallback
 from interp.switch import InterpolationSwitch
 from jscc.codec import JSCCCodec
-from stream import payload, wire
+from stream import background_link, payload, wire
 from stream.accounting import FrameLedger
 from stream.config import ReceiverConfig
 from stream.sender import LIBRARY_FLAG, MASK_CELL, expand_mask, load_codec
@@ -191,6 +192,8 @@ class ReceiverCore:
             if data is None or data.shape[:2] != (msg.height, msg.width):
                 raise ValueError("PNG background does not decode to its stated size")
             return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+        if msg.kind == wire.BackgroundKind.CODED:
+            return background_link.decode(msg.payload, msg.height, msg.width)
         coded = payload.unpack(msg.payload)
         return self.codec.decode(payload.transmission(coded, (msg.height, msg.width)))
 

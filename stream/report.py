@@ -176,9 +176,12 @@ CAVEATS = """\
   and shows mid-grey. It also gets up to 1 s of rate-control buffering; JSCC gets none.
 - Compression ratio = source values (3 x H x W per frame) / channel uses, counting frame
   symbols, background updates and side information (1 bit per channel use).
-- Video variant (paper V.B): the background is built from the clip and sent through the
-  channel. Library variant (V.A): a library built beforehand from the clip is held by both
-  ends."""
+- Video variant (paper V.B): the background is built from the clip (first frame with its
+  foreground inpainted, refreshed as more of it is seen) and sent through the channel over
+  a digital link: the best of JPEG/WebP/HEVC-intra that fits 1/12 channel uses per source
+  value at the LTE-like MCS rate 1 dB below the SNR (JSCC below the MCS cliff); its channel
+  uses are counted. Library variant (V.A): a library built beforehand from the clip is held
+  by both ends."""
 
 
 def markdown_report(inputs: ReportInputs, base: Path) -> str:

@@ -9,12 +9,14 @@ Two steps, so a pipeline can run them in two threads:
 
 Proposed mode, per scene segment: when a segment starts the receiver gets a background:
 a library image id when ``library`` matches the frame (side information only), otherwise
-the first frame whole through JSCC (counted). Later frames send the crop around the
-foreground only; a frame without foreground sends side information only. The segment's
-background is refreshed (through JSCC, counted) when the online builder has seen at
-least ``refresh_gain`` more of the frame's background than the version last sent, and
-``refresh_every`` frames have passed; the refresh keeps the last sent image where the
-builder has still seen nothing. Direct mode sends every frame whole.
+the first frame with its foreground inpainted (counted), over the digital link of
+``stream.background_link`` or, below its MCS cliff or when so configured, through JSCC.
+Every frame then sends the crop around its foreground only; a frame without foreground
+sends side information only. The segment's background is refreshed (the same way,
+counted) when the online builder has seen at least ``refresh_gain`` more of the frame's
+background than the version last sent, and ``refresh_every`` frames have passed; the
+refresh keeps the last sent image where the builder has still seen nothing. Direct mode
+sends every frame whole.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dynbg.background import OnlineBackground
 from dynbg.keyinfo import CropConfig, KeyInfo, extract
 from jscc.channel import ChannelConfig
 from jscc.codec import JSCCCodec, Transmission
-from stream import payload, wire
+from stream import background_link, payload, wire
 from stream.accounting import ChannelLedger
 from stream.config import SenderConfig
 from stream.frames import Frame
@@ -98,6 +100,7 @@ class SenderCore:
         self.channel = ChannelConfig(kind=config.channel)
         self.ledger = ChannelLedger()
         self._generator = torch.Generator().manual_seed(config.seed)
+        self._rng = np.random.default_rng(config.seed)  # block gains of digital backgrounds
         self._proposed = config.mode == "proposed"
         self._keep_mask = keep_mask
         need_mask = self._proposed or keep_mask
@@ -146,11 +149,8 @@ class SenderCore:
         if not self._proposed:
             return Analysis(frame, wire.Mode.DIRECT, mask=mask)
         update = self._background_step(image, mask)
-        # a segment's first frame is its background: the receiver shows it as it is
-        key = None if update is not None and update.image is image else \
-            extract(image, mask, self.crop)
-        return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask, key,
-                        update)
+        return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask,
+                        extract(image, mask, self.crop), update)
 
     def _background_step(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
         """Track the segment and its background; the update to send, if any."""
@@ -178,7 +178,9 @@ class SenderCore:
                 return None
         self._online = OnlineBackground()
         self._online.update(image, mask)
-        return self._new_update(image, self._online.unseen_fraction)
+        # the foreground is inpainted, not sent as part of the background: where the person
+        # later moves away, the receiver shows a plausible wall instead of a ghost
+        return self._new_update(self._online.background().image, self._online.unseen_fraction)
 
     def _new_update(self, image: np.ndarray, unseen: float) -> BackgroundUpdate:
         self._background_id = self._next_background
@@ -201,19 +203,33 @@ class SenderCore:
         if a.mode == wire.Mode.SKIP:
             return out
         if a.update is not None:
-            tx = self._encode(a.update.image, self.config.max_pixels)
-            coded = payload.CodedImage(tx.level, tx.snr_db, tx.size,
-                                       (tx.groups_sent, *tx.latent_hw), tx.scale,
-                                       self._through_channel(tx.symbols))
-            h, w = a.update.image.shape[:2]
-            out.messages.append(wire.Background(a.segment, a.update.background_id,
-                                                wire.BackgroundKind.JSCC, h, w,
-                                                payload.pack(coded)))
-            out.channel_uses += self.ledger.add_background(tx.channel_uses)
+            msg, uses = self._background_message(a.segment, a.update)
+            out.messages.append(msg)
+            out.channel_uses += self.ledger.add_background(uses)
         msg = self._frame_message(a)
         out.messages.append(msg)
         out.channel_uses += self.ledger.add_frame(msg)
         return out
+
+    def _background_message(self, segment: int,
+                            update: BackgroundUpdate) -> tuple[wire.Background, int]:
+        """The Background message of an update and its channel uses: over the digital
+        link when configured and the SNR allows it, else through JSCC."""
+        h, w = update.image.shape[:2]
+        cfg = self.config
+        if cfg.background == "digital":
+            coded = background_link.code_background(
+                update.image, cfg.snr_db, round(cfg.background_rate * update.image.size),
+                cfg.background_codecs, channel=self.channel, rng=self._rng)
+            if coded is not None:
+                return wire.Background(segment, update.background_id,
+                                       wire.BackgroundKind.CODED, h, w,
+                                       background_link.pack(coded)), coded.channel_uses
+        tx = self._encode(update.image, cfg.max_pixels)
+        coded = payload.CodedImage(tx.level, tx.snr_db, tx.size, (tx.groups_sent, *tx.latent_hw),
+                                   tx.scale, self._through_channel(tx.symbols))
+        return wire.Background(segment, update.background_id, wire.BackgroundKind.JSCC, h, w,
+                               payload.pack(coded)), tx.channel_uses
 
     def _frame_message(self, a: Analysis) -> wire.FrameMsg:
         f = a.frame

@@ -102,10 +102,13 @@ BYTES_PER_SYMBOL = {SymbolFormat.FLOAT16: 4, SymbolFormat.INT8: 2}
 
 
 class BackgroundKind(enum.IntEnum):
-    """Encoding of a Background payload: PNG bytes (lossless) or opaque JSCC symbols."""
+    """Encoding of a Background payload: PNG bytes (lossless), JSCC symbols
+    (``stream.payload``) or an image codec's bitstream over a digital link
+    (``stream.background_link``)."""
 
     PNG = 0
     JSCC = 1
+    CODED = 2
 
 
 class ControlTopic(enum.IntEnum):

@@ -25,7 +25,7 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, samples, capsys):
     out = tmp_path / "exp"
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{START}\nold\n{END}\nafter\n")
-    argv = ["experiment", "--out", str(out), "--clips", str(samples / "carphone.mp4"),
+    argv = ["experiment", "--out", str(out), "--clips", str(samples / "asl-yes.mkv"),
             "--snr", "0,10", "--methods", "direct,proposed,h264-capacity",
             "--variants", "video", "--max-frames", "4", "--figure-snr", "10",
             "--bs-trials", "5", "--readme", str(readme), "--no-progress"]
@@ -44,7 +44,7 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, samples, capsys):
             float(by["direct", snr]["channel_uses_per_frame"])
         assert 1 < float(by["direct", snr]["compression_ratio"]) < 20
     for png in ("psnr-awgn.png", "channel-uses-awgn.png", "compression-awgn.png",
-                "frames.png", "basestation.png", "frames/carphone__original.png"):
+                "frames.png", "basestation.png", "frames/asl-yes__original.png"):
         assert (out / png).stat().st_size > 1000, png
     report = (out / "report.md").read_text()
     assert "| proposed |" in report and "![psnr (awgn)](psnr-awgn.png)" in report
@@ -60,7 +60,7 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, samples, capsys):
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["computed"] == 6 and meta["wall_seconds_full"] is not None  # kept
     # a cell computed with other settings (e.g. older weights) is stale: recomputed
-    stale = out / "cells" / "carphone__h264-capacity__video__awgn__snr0.json"
+    stale = out / "cells" / "asl-yes__h264-capacity__video__awgn__snr0.json"
     data = json.loads(stale.read_text())
     data["settings"]["weights_sha256"] = "0" * 16
     stale.write_text(json.dumps(data))
