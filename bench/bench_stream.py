@@ -30,7 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream import wire  # noqa: E402
-from stream.config import PipelineConfig, ReceiverConfig, SenderConfig  # noqa: E402
+from stream.config import (  # noqa: E402
+    LIVE_BACKGROUND_CODECS,
+    LIVE_SYMBOLS,
+    PipelineConfig,
+    ReceiverConfig,
+    SenderConfig,
+)
 from stream.frames import Frame  # noqa: E402
 from stream.pipeline import Pipeline, Stage  # noqa: E402
 from stream.sources import VideoFileSource  # noqa: E402
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clip", type=Path, default=ROOT / "samples" / "asl-again.mkv")
     p.add_argument("--surveillance", type=Path,
                    default=ROOT / "samples" / "one-by-one-person.mp4")
-    p.add_argument("--frames", type=int, default=30, help="frames for the speed runs")
+    p.add_argument("--frames", type=int, default=60, help="frames for the speed runs")
     p.add_argument("--mode-frames", type=int, default=30, help="frames for the mode runs")
     p.add_argument("--surveillance-frames", type=int, default=120)
     p.add_argument("--latency-seconds", type=float, default=10.0)
@@ -174,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"clip": args.clip.name, "size": list(size), "targets": TARGETS,
                     "max_pixels": args.max_pixels, "interp": args.interp,
                     "torch_threads": torch.get_num_threads()}
-    base = SenderConfig(snr_db=args.snr, weights=args.weights, max_pixels=args.max_pixels)
+    # what `semstream send` uses by default
+    base = SenderConfig(snr_db=args.snr, weights=args.weights, max_pixels=args.max_pixels,
+                        background_codecs=LIVE_BACKGROUND_CODECS, symbols=LIVE_SYMBOLS)
     rcfg = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
                           weights=args.weights)
     if "sender" not in args.skip_part:

@@ -12,6 +12,12 @@ from pathlib import Path
 CHANNELS = ("awgn", "rayleigh")
 MODES = ("proposed", "direct")
 BACKGROUND_LINKS = ("digital", "jscc")
+SYMBOL_FORMATS = ("float16", "int8")  # names of stream.wire.SymbolFormat, lower case
+# Defaults of the live sender (`semstream send`) where they differ from SenderConfig's:
+# HEVC's rate search takes about 0.5 s per 640x480 background, a visible stall live, and
+# int8 symbols halve what the data channel carries.
+LIVE_BACKGROUND_CODECS = ("jpeg", "webp")
+LIVE_SYMBOLS = "int8"
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class SenderConfig:
     background_rate: channel uses per source value a digital background may take
     (1/12: what the JSCC model spends on a whole frame from 10 dB up).
     background_codecs: the image codecs a digital background may use (the best is sent).
+    symbols: how the received symbols are quantised on the wire: "float16" (4 bytes per
+    channel use) or "int8" with one step per frame (2 bytes; its quantisation noise is
+    about 37 dB below the symbols, far under the channel's at SNR <= 20 dB).
     model, weights: JSCC preset name, or an explicit weights file.
     seed: seed of the channel noise (runs are deterministic for a seed).
     """
@@ -56,6 +65,7 @@ class SenderConfig:
     background: str = "digital"
     background_rate: float = 1 / 12
     background_codecs: tuple[str, ...] = ("jpeg", "webp", "hevc")
+    symbols: str = "float16"
     model: str = "edge"
     weights: Path | None = None
     seed: int = 0
@@ -69,6 +79,10 @@ class SenderConfig:
             raise ValueError(f"unknown background link {self.background!r}: choose "
                              f"{' or '.join(BACKGROUND_LINKS)}")
         from stream.background_link import CODEC_IDS
+
+        if self.symbols not in SYMBOL_FORMATS:
+            raise ValueError(f"unknown symbol format {self.symbols!r}: choose "
+                             f"{' or '.join(SYMBOL_FORMATS)}")
 
         bad = [c for c in self.background_codecs if c not in CODEC_IDS]
         if bad or not self.background_codecs:

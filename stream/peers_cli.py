@@ -17,8 +17,10 @@ NO_DROP = ("process every frame even when a stage falls behind (latency grows); 
 
 
 def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
-    """Options of ``send`` (live) and ``run`` (offline). Live, the background codecs leave
-    out HEVC: its rate search takes about 0.5 s per 640x480 background, a visible stall."""
+    """Options of ``send`` (live, with the defaults of ``stream.config.LIVE_*``) and ``run``
+    (offline, SenderConfig's defaults)."""
+    from stream.config import LIVE_BACKGROUND_CODECS, LIVE_SYMBOLS, SenderConfig
+
     p.add_argument("--snr", type=float, default=10.0, metavar="DB",
                    help="channel SNR in dB (default 10)")
     p.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
@@ -37,9 +39,13 @@ def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
     p.add_argument("--background", choices=("digital", "jscc"), default="digital",
                    help="how backgrounds cross the channel: an image codec at the MCS rate "
                         "(JSCC below the MCS cliff), or JSCC always")
-    codecs = "jpeg,webp" if live else "jpeg,webp,hevc"
+    codecs = ",".join(LIVE_BACKGROUND_CODECS if live else SenderConfig.background_codecs)
     p.add_argument("--background-codecs", default=codecs, metavar="LIST",
                    help=f"image codecs a digital background may use (default {codecs})")
+    symbols = LIVE_SYMBOLS if live else SenderConfig.symbols
+    p.add_argument("--symbols", choices=("float16", "int8"), default=symbols,
+                   help=f"wire quantisation of the received symbols (default {symbols}; int8 "
+                        "halves what the data channel carries)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel noise")
     p.add_argument("--weights", type=Path, metavar="FILE",
                    help="JSCC weights file (default: the shipped edge model)")
@@ -55,7 +61,7 @@ def _sender_config(args: argparse.Namespace, mode: str = "proposed"):
                         fg_latent=args.fg_latent, fg_margin=args.fg_margin,
                         max_pixels=args.max_pixels, background=args.background,
                         background_codecs=tuple(args.background_codecs.split(",")),
-                        seed=args.seed, weights=args.weights)
+                        symbols=args.symbols, seed=args.seed, weights=args.weights)
 
 
 def _pipeline(args: argparse.Namespace):

@@ -251,7 +251,8 @@ class SenderCore:
         return wire.FrameMsg(**common, box=box, crop_shape=tx.size,
                              latent_shape=(tx.groups_sent, *tx.latent_hw), scale=scale,
                              rate_level=tx.level, snr_db=tx.snr_db,
-                             symbols=self._through_channel(symbols), mask=mask)
+                             symbols=self._through_channel(symbols), mask=mask,
+                             symbol_format=wire.SymbolFormat[self.config.symbols.upper()])
 
 
 MASK_CELL = 2  # latent cells per side of one fg-latent mask bit (8 x 8 pixels)

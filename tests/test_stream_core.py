@@ -230,3 +230,24 @@ def test_bad_configs_and_frames_are_refused(codec):
             sender.analyse(Frame(np.zeros((480, 640), np.float32), 0, 0.0, 0.0))
     finally:
         sender.close()
+
+
+def test_int8_symbols_halve_the_bytes_at_no_visible_cost(asl, codec):
+    frames = asl[:4]
+    runs = {}
+    for fmt in ("float16", "int8"):
+        _, receiver, out, _ = _chain(frames, SenderConfig(snr_db=10, max_pixels=SMALL,
+                                                          symbols=fmt), codec)
+        assert receiver.ledger.delivered == len(frames)
+        runs[fmt] = np.mean([psnr(f.image, out[f.index].image) for f in frames])
+    assert abs(runs["int8"] - runs["float16"]) < 0.2
+    sender = SenderCore(SenderConfig(snr_db=10, max_pixels=SMALL, symbols="int8"), codec)
+    try:
+        sender.encode(sender.analyse(frames[0]))
+        msg = sender.encode(sender.analyse(frames[1])).frame_message
+    finally:
+        sender.close()
+    assert msg.symbol_format == wire.SymbolFormat.INT8
+    as_float16 = wire.FrameMsg(**{**msg.__dict__, "symbol_format": wire.SymbolFormat.FLOAT16})
+    sizes = [sum(map(len, wire.Packer().pack(m))) for m in (msg, as_float16)]
+    assert sizes[0] < 0.55 * sizes[1]
