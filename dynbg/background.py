@@ -239,3 +239,22 @@ def build_background(frames: Iterable[np.ndarray], foregrounds: Iterable[np.ndar
     for frame, fg in pairs:
         online.update(frame, fg)
     return online.background()
+
+
+def changed_mask(image: np.ndarray, background: np.ndarray, threshold: int = 25,
+                 min_area: float = 0.001, opening: int = 5) -> np.ndarray:
+    """Where ``image`` differs from ``background`` (both H x W x 3 uint8): H x W bool.
+
+    A pixel changed when any channel differs by more than ``threshold`` levels. An
+    opening with an ``opening`` x ``opening`` square removes noise and thin slivers (the
+    seams of a segmentation), and connected regions smaller than ``min_area`` of the frame
+    are left out.
+    """
+    if image.shape != background.shape:
+        raise ValueError(f"image {image.shape} and background {background.shape} differ in size")
+    diff = (cv2.absdiff(image, background).max(axis=2) > threshold).astype(np.uint8)
+    diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, np.ones((opening, opening), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(diff, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_area * diff.size
+    keep[0] = False  # label 0 is the unchanged rest
+    return keep[labels]

@@ -136,7 +136,9 @@ def interpolate_foreground(interpolate: PairInterpolator, frame0: np.ndarray, fr
 
     frame0, frame1: H x W x 3 uint8 RGB; box0/box1: their foreground boxes (None = none).
     interpolate: any (crop0, crop1, times) -> crops interpolator (e.g. RIFE). background:
-    H x W x 3 uint8 static background, default the linear blend of the frames at t.
+    H x W x 3 uint8 static background shown outside the boxes (inside them, and
+    everywhere without a background, the linear blend of the frames at t shows where
+    nothing moves).
     """
     check_pair(frame0, frame1)
     check_times(list(times))
@@ -152,6 +154,12 @@ def interpolate_foreground(interpolate: PairInterpolator, frame0: np.ndarray, fr
         if b is not None:
             check_box(b, h, w)
     box = union_box(box0, box1)
+    if box is not None and background is not None:
+        # the boxes show the frames (blended); only the rest is the static background
+        bx1, by1, bx2, by2 = region(box, h, w, config)
+        blends = linear_blend(frame0[by1:by2, bx1:bx2], frame1[by1:by2, bx1:bx2], times)
+        for out, blend in zip(outs, blends, strict=True):
+            out[by1:by2, bx1:bx2] = blend
     if box is not None and config.motion_threshold is not None:
         box = moving_box(frame0, frame1, box, config.motion_threshold)
     if box is None:

@@ -34,9 +34,14 @@ class SenderConfig:
     mask bits are side information).
     max_pixels: resolution check: a crop or frame with more pixels is scaled down first.
     threshold: soft-mask value at or above which a pixel is foreground.
+    change_threshold: the crop also covers pixels that differ by more than this many
+    levels from the background last sent (what the segmenter missed: a person it did not
+    see, a light switched on); None: the segmenter's mask only.
     refresh_gain: resend the segment's background when the online
     builder's unseen fraction has fallen this much below the one last sent.
-    refresh_every: fewest frames between two background refreshes of a segment.
+    refresh_psnr: resend it too when the version last sent has drifted below this PSNR (dB)
+    against the builder's current background, where the builder has seen the scene.
+    refresh_every: frames between two looks at whether to refresh a segment's background.
     background: how a background update crosses the channel: "digital" (an image codec at
     the rate an MCS table allows, ``stream.background_link``; JSCC when the SNR is below
     the table's cliff) or "jscc" (the JSCC model, like a frame).
@@ -60,7 +65,9 @@ class SenderConfig:
     fg_margin: int = 8
     max_pixels: int | None = 640 * 480
     threshold: float = 0.5
+    change_threshold: int | None = 25
     refresh_gain: float = 0.05
+    refresh_psnr: float = 30.0
     refresh_every: int = 15
     background: str = "digital"
     background_rate: float = 1 / 12

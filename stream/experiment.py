@@ -55,8 +55,10 @@ H264_METHODS = {"h264-capacity": "capacity", "h264-mcs": "mcs"}
 METHODS = (*JSCC_METHODS, *H264_METHODS)
 VARIANTS = ("video", "library")
 # Bump when the sender or receiver changes what a cell computes, so old cells are redone.
-# 2: backgrounds over the digital link, first background with its foreground inpainted.
-PIPELINE_REVISION = 2
+# 2: backgrounds over the digital link, first background with its foreground inpainted;
+# 3: a stale background (light changed) is refreshed from the frame itself, and the crop
+#    also covers what changed against the background sent (what the segmenter missed).
+PIPELINE_REVISION = 3
 LIBRARY_METHODS = tuple(m for m in JSCC_METHODS if m.startswith("proposed"))
 
 

@@ -14,7 +14,9 @@ the first frame with its foreground inpainted (counted), over the digital link o
 Every frame then sends the crop around its foreground only; a frame without foreground
 sends side information only. The segment's background is refreshed (the same way,
 counted) when the online builder has seen at least ``refresh_gain`` more of the frame's
-background than the version last sent, and ``refresh_every`` frames have passed; the
+background than the version last sent, or when the version last sent has gone stale
+(PSNR against the builder's below ``refresh_psnr`` where it has seen the scene: light or
+exposure changed, something was moved); it looks every ``refresh_every`` frames. The
 refresh keeps the last sent image where the builder has still seen nothing. Direct mode
 sends every frame whole.
 """
@@ -23,13 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
-from dynbg.background import OnlineBackground
+from dynbg.background import OnlineBackground, changed_mask
 from dynbg.keyinfo import CropConfig, KeyInfo, extract
 from jscc.channel import ChannelConfig
 from jscc.codec import JSCCCodec, Transmission
+from jscc.metrics import psnr
 from stream import background_link, payload, wire
 from stream.accounting import ChannelLedger
 from stream.config import SenderConfig
@@ -149,8 +153,12 @@ class SenderCore:
         if not self._proposed:
             return Analysis(frame, wire.Mode.DIRECT, mask=mask)
         update = self._background_step(image, mask)
+        send = mask
+        if self._online is not None and self.config.change_threshold is not None:
+            # what the segmenter missed but the receiver's background does not show either
+            send = mask | changed_mask(image, self._sent_image, self.config.change_threshold)
         return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask,
-                        extract(image, mask, self.crop), update)
+                        extract(image, send, self.crop), update)
 
     def _background_step(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
         """Track the segment and its background; the update to send, if any."""
@@ -162,12 +170,19 @@ class SenderCore:
             return None
         self._online.update(image, mask)
         self._since_refresh += 1
-        if (self._since_refresh < self.config.refresh_every
-                or self._online.unseen_fraction > self._sent_unseen - self.config.refresh_gain):
+        if self._since_refresh < self.config.refresh_every:
             return None
+        gained = self._online.unseen_fraction <= self._sent_unseen - self.config.refresh_gain
+        if not gained and psnr(self._sent_image, image, ~mask) >= self.config.refresh_psnr:
+            self._since_refresh = 0  # still fresh: look again refresh_every frames on
+            return None
+        # the frame itself where it shows background (the freshest view), the builder's
+        # background under the (grown) foreground, the last sent image where it saw nothing
         built = self._online.background()
-        image = np.where(built.hole[:, :, None], self._sent_image, built.image)
-        return self._new_update(image, self._online.unseen_fraction)
+        behind = np.where(built.hole[:, :, None], self._sent_image, built.image)
+        covered = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+        return self._new_update(np.where(covered[:, :, None], behind, image),
+                                self._online.unseen_fraction)
 
     def _start_segment(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
         if self.library is not None:

@@ -73,3 +73,19 @@ def test_real_span_background_close_to_empty_scene(samples):
     naive = np.median(np.stack(span), axis=0).astype(np.uint8)
     assert psnr(b.image, empty, person) > psnr(naive, empty, person) + 2
     assert psnr(b.image, empty, person) > 27
+
+
+def test_changed_mask_finds_objects_not_noise_or_specks():
+    from dynbg.background import changed_mask
+
+    rng = np.random.default_rng(3)
+    bg = rng.integers(60, 200, (120, 160, 3), dtype=np.uint8)
+    frame = np.clip(bg.astype(int) + rng.integers(-8, 9, bg.shape), 0, 255).astype(np.uint8)
+    frame[30:70, 40:80] = 250      # an object the segmenter missed: 1600 px
+    frame[100:103, 150:153] = 0    # a speck: 9 px, under min_area
+    changed = changed_mask(frame, bg, threshold=25, min_area=0.001)
+    assert changed[35:65, 45:75].all()
+    assert not changed[100:103, 150:153].any()
+    assert changed.sum() < 1.2 * 1600
+    with pytest.raises(ValueError, match="differ in size"):
+        changed_mask(frame, bg[:-1])
