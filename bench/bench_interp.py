@@ -34,6 +34,7 @@ VARIANTS = {  # report name -> (method, config)
     "rife@0.5": ("rife", MethodConfig(scale=0.5)),
     "rife-fg": ("rife-fg", MethodConfig()),
     "rife-fg@0.5": ("rife-fg", MethodConfig(fg_scale=0.5)),
+    "rife-fg@0.25": ("rife-fg", MethodConfig(fg_scale=0.25)),
     "dis": ("dis", MethodConfig()),
     "blend": ("blend", MethodConfig()),
     "repeat": ("repeat", MethodConfig()),
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             quality[name].append(psnr(frames[k], out))
     med = {n: float(np.median(v)) for n, v in wall.items()}
     ratio = {fg: float(np.median(np.array(wall["rife"]) / np.array(wall[fg])))
-             for fg in ("rife-fg", "rife-fg@0.5")}
+             for fg in ("rife-fg", "rife-fg@0.5", "rife-fg@0.25")}
     budget = 1000.0 / INPUT_FPS
     h, w = frames[0].shape[:2]
     report = {

@@ -39,7 +39,6 @@ from stream.config import (  # noqa: E402
 )
 from stream.frames import Frame  # noqa: E402
 from stream.pipeline import Pipeline, Stage  # noqa: E402
-from stream.sources import VideoFileSource  # noqa: E402
 
 TARGETS = {"sender_fps": 30.0, "receiver_fps": 30.0, "latency_ms_median": 150.0}
 
@@ -100,27 +99,42 @@ def bench_receiver(messages: list, size: tuple[int, int], skip: int,
 
 def bench_latency(clip: Path, config: SenderConfig, seconds: float,
                   receiver: ReceiverConfig) -> dict:
-    """Live loopback session; the receiver's latency figures and both sides' drops."""
-    from stream import live
+    """Live loopback session between a ``semstream receive`` and a ``semstream send``
+    process (as a user runs them: two processes sharing this machine's cores); the
+    receiver's latency figures (capture to rebuilt frame written) and both sides' drops."""
+    import socket
+    import subprocess
+    import tempfile
 
-    async def session():
-        ready = asyncio.get_running_loop().create_future()
-        receiving = asyncio.ensure_future(live.receive(
-            live.Address("127.0.0.1", 0), "bench", receiver,
-            ready=lambda port, viewer: ready.set_result(port), log=sys.stderr))
-        port = await asyncio.wait_for(ready, 120)
-        source = VideoFileSource(clip, realtime=True, max_frames=int(seconds * 30), loop=True)
-        sent = await live.send(source,
-                               live.Address("127.0.0.1", port), "bench", config,
-                               log=sys.stderr)
-        return sent, await asyncio.wait_for(receiving, 120)
-
-    sent, got = asyncio.run(session())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cli = [sys.executable, "-m", "stream.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rjson, sjson, rlog = Path(tmp, "rx.json"), Path(tmp, "tx.json"), Path(tmp, "rx.log")
+        rx = subprocess.Popen([*cli, "receive", "--listen", f"127.0.0.1:{port}", "--token",
+                               "bench", "--interp", receiver.interp, "--interp-scale",
+                               str(receiver.interp_scale), "--json", str(rjson)],
+                              cwd=ROOT, stdout=rlog.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while "listening on" not in rlog.read_text():
+            if rx.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"semstream receive did not start: {rlog.read_text()[-500:]}")
+            time.sleep(0.2)
+        subprocess.run([*cli, "send", str(clip), "--to", f"127.0.0.1:{port}", "--token",
+                        "bench", "--loop", "--max-frames", str(int(seconds * 30)), "--snr",
+                        f"{config.snr_db:g}", "--max-pixels", str(config.max_pixels),
+                        "--skip", str(config.skip), "--json", str(sjson)],
+                       cwd=ROOT, check=True, capture_output=True)
+        rx.wait(120)
+        got, sent = json.loads(rjson.read_text()), json.loads(sjson.read_text())
     keys = ("latency_ms_median", "latency_ms_p90", "latency_ms_max", "latency_growth_ms",
             "fps", "frames_delivered", "frames_dropped", "frames_unaccounted")
-    return {"seconds": seconds, "receiver": {k: got.get(k) for k in keys},
+    return {"seconds": seconds, "processes": "semstream receive + semstream send",
+            "receiver": {k: got.get(k) for k in keys},
             "sender": {k: sent.get(k) for k in ("fps", "frames_read", "frames_sent",
-                                                 "frames_skipped", "frames_dropped")},
+                                                 "frames_skipped", "frames_dropped",
+                                                 "latency_ms_median")},
             "selected_pairs": got["selected_pairs"]}
 
 
@@ -161,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode-frames", type=int, default=30, help="frames for the mode runs")
     p.add_argument("--surveillance-frames", type=int, default=120)
     p.add_argument("--latency-seconds", type=float, default=10.0)
+    p.add_argument("--latency-skip", type=int, default=0,
+                   help="the live session's --skip (the receiver interpolates with --interp)")
     p.add_argument("--interp", default="rife-fg", choices=("rife-fg", "rife", "dis", "blend"))
-    p.add_argument("--interp-scale", type=float, default=1.0)
+    p.add_argument("--interp-scale", type=float, default=0.5, help="(semstream receive's)")
     p.add_argument("--snr", type=float, default=10.0)
     p.add_argument("--max-pixels", type=int, default=640 * 480,
                    help="resolution check of the sender (fewer pixels: faster)")
@@ -191,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         report["sender_skip2"], messages = bench_sender(frames, replace(base, skip=2))
         report["receiver"] = bench_receiver(messages, size, 2, rcfg)
     if "latency" not in args.skip_part:
-        report["latency"] = bench_latency(args.clip, base, args.latency_seconds, rcfg)
+        report["latency"] = bench_latency(args.clip, replace(base, skip=args.latency_skip),
+                                          args.latency_seconds, rcfg)
     if "modes" not in args.skip_part:
         report["modes"] = [bench_modes(args.clip, args.mode_frames, base),
                            bench_modes(args.surveillance, args.surveillance_frames, base)]

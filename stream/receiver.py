@@ -109,7 +109,8 @@ class ReceiverCore:
         self.interp_note: str | None = None
         if interpolator is None and config.interp != "off":
             interpolator, self.interp_note = make_with_fallback(
-                config.interp, config=MethodConfig(scale=config.interp_scale))
+                config.interp, config=MethodConfig(scale=config.interp_scale,
+                                                   fg_scale=config.interp_scale))
         self.interpolator = interpolator
         self.switch: InterpolationSwitch | None = None
         self._want_interp = interpolator is not None
