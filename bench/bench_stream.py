@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from stream import wire  # noqa: E402
 from stream.config import (  # noqa: E402
     LIVE_BACKGROUND_CODECS,
+    LIVE_MAX_PIXELS,
     LIVE_SYMBOLS,
     PipelineConfig,
     ReceiverConfig,
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interp", default="rife-fg", choices=("rife-fg", "rife", "dis", "blend"))
     p.add_argument("--interp-scale", type=float, default=0.5, help="(semstream receive's)")
     p.add_argument("--snr", type=float, default=10.0)
-    p.add_argument("--max-pixels", type=int, default=640 * 480,
+    p.add_argument("--max-pixels", type=int, default=LIVE_MAX_PIXELS,
                    help="resolution check of the sender (fewer pixels: faster)")
     p.add_argument("--skip-part", action="append", default=[],
                    choices=("sender", "receiver", "latency", "modes"),

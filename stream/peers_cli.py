@@ -19,7 +19,7 @@ NO_DROP = ("process every frame even when a stage falls behind (latency grows); 
 def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
     """Options of ``send`` (live, with the defaults of ``stream.config.LIVE_*``) and ``run``
     (offline, SenderConfig's defaults)."""
-    from stream.config import LIVE_BACKGROUND_CODECS, LIVE_SYMBOLS, SenderConfig
+    from stream.config import LIVE_BACKGROUND_CODECS, LIVE_MAX_PIXELS, LIVE_SYMBOLS, SenderConfig
 
     p.add_argument("--snr", type=float, default=10.0, metavar="DB",
                    help="channel SNR in dB (default 10)")
@@ -34,8 +34,10 @@ def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
                    help="send only the latent positions inside the foreground mask")
     p.add_argument("--fg-margin", type=int, default=8, metavar="PX",
                    help="with --fg-latent: grow the mask by PX pixels first (default 8)")
-    p.add_argument("--max-pixels", type=int, default=640 * 480, metavar="N",
-                   help="resolution check: scale crops and frames down to at most N pixels")
+    pixels = LIVE_MAX_PIXELS if live else SenderConfig.max_pixels
+    p.add_argument("--max-pixels", type=int, default=pixels, metavar="N",
+                   help=f"resolution check: scale crops and frames down to at most N pixels "
+                        f"(default {pixels})")
     p.add_argument("--background", choices=("digital", "jscc"), default="digital",
                    help="how backgrounds cross the channel: an image codec at the MCS rate "
                         "(JSCC below the MCS cliff), or JSCC always")
