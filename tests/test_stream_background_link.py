@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from jscc.channel import ChannelConfig
@@ -80,3 +82,28 @@ def test_malformed_payloads_raise_one_line_errors(data, message):
     with pytest.raises(ValueError, match=message) as err:
         bl.decode(data, 24, 32)
     assert "\n" not in str(err.value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(codec_id=st.integers(0, 3), body=st.binary(max_size=600))
+def test_fuzzed_payloads_raise_value_error_or_decode_to_the_stated_size(codec_id, body):
+    try:
+        image = bl.decode(_payload(body, codec_id), 24, 32)
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert image.shape == (24, 32, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(1, 400), flips=st.lists(st.integers(0, 10_000), max_size=8))
+def test_damaged_real_streams_never_crash_the_decoder(cut, flips):
+    data = bytearray(_payload(_jpeg(32, 24)))
+    for i in flips:
+        data[i % len(data)] ^= 0x5A
+    try:
+        image = bl.decode(bytes(data[:-cut]), 24, 32)
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert image.shape == (24, 32, 3)
