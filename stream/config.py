@@ -45,7 +45,7 @@ class SenderConfig:
     refresh_gain: resend the segment's background when the online
     builder's unseen fraction has fallen this much below the one last sent.
     refresh_psnr: resend it too when the version last sent has drifted below this PSNR (dB)
-    against the builder's current background, where the builder has seen the scene.
+    against the current frame's background pixels (light or exposure changed).
     refresh_every: frames between two looks at whether to refresh a segment's background.
     background: how a background update crosses the channel: "digital" (an image codec at
     the rate an MCS table allows, ``stream.background_link``; JSCC when the SNR is below

@@ -15,10 +15,12 @@ Every frame then sends the crop around its foreground only; a frame without fore
 sends side information only. The segment's background is refreshed (the same way,
 counted) when the online builder has seen at least ``refresh_gain`` more of the frame's
 background than the version last sent, or when the version last sent has gone stale
-(PSNR against the builder's below ``refresh_psnr`` where it has seen the scene: light or
-exposure changed, something was moved); it looks every ``refresh_every`` frames. The
-refresh keeps the last sent image where the builder has still seen nothing. Direct mode
-sends every frame whole.
+(PSNR against the frame's background pixels below ``refresh_psnr``: light or exposure
+changed, something was moved); it looks every ``refresh_every`` frames. A refresh takes
+the frame itself where it shows background, the builder's background under the
+foreground, and the last sent image where the builder has still seen nothing. The crop
+covers the segmenter's mask and whatever differs from the background last sent
+(``change_threshold``). Direct mode sends every frame whole.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from stream.config import SenderConfig
 from stream.frames import Frame
 
 LIBRARY_FLAG = 1 << 31  # background ids with this bit name a library image (index below it)
+REFRESH_GROW = 7  # pixels the foreground mask grows by before a refresh takes the frame
 
 
 def load_codec(model: str, weights, threads: int | None = 2) -> JSCCCodec:
@@ -176,11 +179,10 @@ class SenderCore:
         if not gained and psnr(self._sent_image, image, ~mask) >= self.config.refresh_psnr:
             self._since_refresh = 0  # still fresh: look again refresh_every frames on
             return None
-        # the frame itself where it shows background (the freshest view), the builder's
-        # background under the (grown) foreground, the last sent image where it saw nothing
         built = self._online.background()
         behind = np.where(built.hole[:, :, None], self._sent_image, built.image)
-        covered = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+        grow = np.ones((2 * REFRESH_GROW + 1,) * 2, np.uint8)
+        covered = cv2.dilate(mask.astype(np.uint8), grow) > 0
         return self._new_update(np.where(covered[:, :, None], behind, image),
                                 self._online.unseen_fraction)
 
