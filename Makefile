@@ -9,9 +9,10 @@ OUT := out
 
 .PHONY: demo test setup weights lint bench clean
 
+# ray: the suite also runs a sweep on a local Ray instance (the `--ray` path)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,ray]'
 	touch $(STAMP)
 
 setup: $(STAMP)
