@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from stream import wire  # noqa: E402
 from stream.config import (  # noqa: E402
     LIVE_BACKGROUND_CODECS,
+    LIVE_LATE_FALLBACK,
     LIVE_MAX_PIXELS,
     LIVE_SYMBOLS,
     PipelineConfig,
@@ -94,6 +95,7 @@ def bench_receiver(messages: list, size: tuple[int, int], skip: int,
         modes[o.mode] = modes.get(o.mode, 0) + 1
     return {"frames_out": len(outputs), "fps": round(len(outputs) / seconds, 2),
             "interp": config.interp, "interp_scale": config.interp_scale, "skip": skip,
+            "interp_method_at_end": core.interp_method, "interp_note": core.interp_note,
             "output_modes": modes,
             "stages": pipe.stats()["stages"]}
 
@@ -115,7 +117,8 @@ def bench_latency(clip: Path, config: SenderConfig, seconds: float,
         rjson, sjson, rlog = Path(tmp, "rx.json"), Path(tmp, "tx.json"), Path(tmp, "rx.log")
         rx = subprocess.Popen([*cli, "receive", "--listen", f"127.0.0.1:{port}", "--token",
                                "bench", "--interp", receiver.interp, "--interp-scale",
-                               str(receiver.interp_scale), "--json", str(rjson)],
+                               str(receiver.interp_scale), "--late-fallback",
+                               receiver.late_fallback or "none", "--json", str(rjson)],
                               cwd=ROOT, stdout=rlog.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while "listening on" not in rlog.read_text():
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the live session's --skip (the receiver interpolates with --interp)")
     p.add_argument("--interp", default="rife-fg", choices=("rife-fg", "rife", "dis", "blend"))
     p.add_argument("--interp-scale", type=float, default=0.5, help="(semstream receive's)")
+    p.add_argument("--late-fallback", default=LIVE_LATE_FALLBACK,
+                   help="(semstream receive's; none: never)")
     p.add_argument("--snr", type=float, default=10.0)
     p.add_argument("--max-pixels", type=int, default=LIVE_MAX_PIXELS,
                    help="resolution check of the sender (fewer pixels: faster)")
@@ -201,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     base = SenderConfig(snr_db=args.snr, weights=args.weights, max_pixels=args.max_pixels,
                         background_codecs=LIVE_BACKGROUND_CODECS, symbols=LIVE_SYMBOLS)
     rcfg = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
-                          weights=args.weights)
+                          late_fallback=None if args.late_fallback == "none"
+                          else args.late_fallback, weights=args.weights)
     if "sender" not in args.skip_part:
         report["sender"], _ = bench_sender(frames, base)
     if "receiver" not in args.skip_part:

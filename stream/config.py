@@ -23,6 +23,10 @@ SYMBOL_FORMATS = ("float16", "int8")  # names of stream.wire.SymbolFormat, lower
 LIVE_BACKGROUND_CODECS = ("jpeg", "webp")
 LIVE_SYMBOLS = "int8"
 LIVE_MAX_PIXELS = 320 * 240
+# The live receiver's interpolation falls back to DIS (31 ms per 640x480 frame) when RIFE
+# cannot keep up; LATE_GAPS late gaps in a row trigger it.
+LIVE_LATE_FALLBACK = "dis"
+LATE_GAPS = 3
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,10 @@ class ReceiverConfig:
     foreground boxes only), "rife" (whole frame), "dis" (optical flow), "blend", "repeat";
     or "off" (skipped frames are counted dropped; the output rate follows the sent frames).
     interp_scale: RIFE flow resolution knob (0.25, 0.5, 1, 2; 0.5 is about 2x faster).
+    late_fallback: a cheaper method (e.g. "dis") that takes over from ``interp`` for the
+    rest of the session once filling a gap has taken longer than the frames it fills last
+    (their frame intervals at the session's rate) on ``LATE_GAPS`` gaps in a row; None
+    keeps ``interp`` however slow it is (offline runs).
     feather: width (pixels) of the soft seam when a crop is pasted into the background.
     library: the background library folder (same as the sender's).
     model, weights: JSCC preset name, or an explicit weights file.
@@ -137,6 +145,7 @@ class ReceiverConfig:
 
     interp: str = "rife-fg"
     interp_scale: float = 1.0
+    late_fallback: str | None = None
     feather: int = 6
     library: Path | None = None
     model: str = "edge"
@@ -148,6 +157,9 @@ class ReceiverConfig:
         if self.interp not in (*METHOD_NAMES, "off"):
             raise ValueError(f"unknown interpolation {self.interp!r}: choose one of "
                              f"{', '.join(METHOD_NAMES)} or off")
+        if self.late_fallback is not None and self.late_fallback not in METHOD_NAMES:
+            raise ValueError(f"unknown fallback interpolation {self.late_fallback!r}: choose "
+                             f"one of {', '.join(METHOD_NAMES)}")
         if self.feather < 0:
             raise ValueError(f"feather must be >= 0 pixels, got {self.feather}")
 

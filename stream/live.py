@@ -228,6 +228,7 @@ class _ReceiverSession:
                 "channel_uses_per_s": round(self.channel.total / elapsed, 1),
                 "snr_db": None if self.hello is None else self.hello.params.snr_db,
                 "mode": self.core.last_mode, "interp": self.core.interp_on,
+                "interp_method": self.core.interp_method,
                 "dropped": dict(self.core.ledger.dropped)}
 
 
@@ -294,7 +295,8 @@ async def receive(listen: Address, token: str, config: ReceiverConfig,
         "channel_uses_per_frame": session.channel.total / max(frames, 1),
         "channel_uses_total": session.channel.total,
         "modes": dict(session.channel.modes),
-        "interp": core.interp_on,
+        "interp": core.interp_on, "interp_method": core.interp_method,
+        "interp_note": core.interp_note,
         "stages": pipe.stats()["stages"], "peer": endpoint.stats(),
         "viewer": None if viewer is None else viewer.stats(),
         "selected_pairs": [list(map(list, p)) for p in endpoint.selected_pairs()],

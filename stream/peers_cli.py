@@ -92,6 +92,8 @@ def _summary(role: str, report: dict) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``send``, ``receive`` and ``run``."""
+    from stream.config import LIVE_LATE_FALLBACK
+
     p = sub.add_parser("send", help="stream a file, image folder or camera to a receiver",
                        description="Stream SOURCE (video file, image folder, webcam[:DEVICE] "
                                    "or browser[:PORT]) to a receiver over WebRTC.")
@@ -121,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interp-scale", type=float, default=0.5, choices=(0.25, 0.5, 1.0, 2.0),
                    help="RIFE flow resolution (default 0.5 live: 3x faster than 1.0 on the "
                         "foreground for 0.4 dB, bench/bench_interp.py)")
+    p.add_argument("--late-fallback", default=LIVE_LATE_FALLBACK, metavar="METHOD",
+                   help="cheaper interpolation that takes over when --interp cannot keep up "
+                        f"(default {LIVE_LATE_FALLBACK}; none: never)")
     p.add_argument("--library", type=Path, metavar="DIR")
     p.add_argument("--weights", type=Path, metavar="FILE")
     p.add_argument("--no-drop", action="store_true", help=NO_DROP)
@@ -170,7 +175,9 @@ def _receive(args: argparse.Namespace) -> int:
     listen = live.parse_address(args.listen)
     view = None if args.view is None else live.Address(listen.host, args.view)
     config = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
-                            library=args.library, weights=args.weights)
+                            late_fallback=None if args.late_fallback == "none"
+                            else args.late_fallback, library=args.library,
+                            weights=args.weights)
     report = asyncio.run(live.receive(listen, args.token, config, args.out, view,
                                       _pipeline(args)))
     _write_json(args.json, report)

@@ -17,18 +17,19 @@ with the sender's drop reasons (from its Bye) or as "lost".
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from dynbg.keyinfo import CropRecord, paste_back
-from interp.methods import Interpolator, MethodConfig, make_with_fallback
+from interp.methods import Interpolator, MethodConfig, make_interpolator, make_with_fallback
 from interp.switch import InterpolationSwitch
 from jscc.codec import JSCCCodec
 from stream import background_link, payload, wire
 from stream.accounting import FrameLedger
-from stream.config import ReceiverConfig
+from stream.config import LATE_GAPS, ReceiverConfig
 from stream.sender import LIBRARY_FLAG, MASK_CELL, expand_mask, load_codec
 
 KEEP_BACKGROUNDS = 4  # decoded backgrounds held (the newest ones)
@@ -112,6 +113,8 @@ class ReceiverCore:
                 config.interp, config=MethodConfig(scale=config.interp_scale,
                                                    fg_scale=config.interp_scale))
         self.interpolator = interpolator
+        self.interp_method = config.interp if self.interp_note is None else "dis"
+        self._late_gaps = 0
         self.switch: InterpolationSwitch | None = None
         self._want_interp = interpolator is not None
         self.ledger = FrameLedger()
@@ -332,14 +335,29 @@ class ReceiverCore:
         times = [(m - a.index) / span for m in gap]
         box = _box(msg, image)
         same_bg = msg.mode == wire.Mode.KEY and a.background_id == msg.background_id
+        started = time.perf_counter()
         frames = self.switch.interpolator(a.image, image, times, (a.box, box),
                                           bg if same_bg else None)
+        self._check_deadline(time.perf_counter() - started, len(gap))
         out = []
         for m, t, f in zip(gap, times, frames, strict=True):
             self.ledger.deliver(m)
             out.append(OutputFrame(f, m, a.pts + t * (msg.pts - a.pts), "interpolated",
                                    a.captured + t * (msg.captured - a.captured)))
         return out
+
+    def _check_deadline(self, seconds: float, frames: int) -> None:
+        """Count a gap that took longer than the ``frames`` it filled last; after LATE_GAPS
+        in a row, hand the switch the configured fallback method."""
+        fallback = self.config.late_fallback
+        self._late_gaps = self._late_gaps + 1 if seconds * self.state.fps > frames else 0
+        if self._late_gaps < LATE_GAPS or fallback is None or fallback == self.interp_method:
+            return
+        self.interp_note = (f"{self.interp_method} took {1000 * seconds / frames:.0f} ms per "
+                            f"frame on {LATE_GAPS} gaps in a row (budget "
+                            f"{1000 / self.state.fps:.0f} ms): switched to {fallback}")
+        self.switch.interpolator = make_interpolator(fallback, MethodConfig())
+        self.interp_method = fallback
 
     def finish(self, frames_read: int | None = None,
                sender_dropped: dict | None = None) -> None:

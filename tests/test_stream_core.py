@@ -45,12 +45,13 @@ def asl(samples) -> list[Frame]:
 
 
 def _chain(frames: list[Frame], sender_cfg: SenderConfig, codec, interp: str = "off",
-           library=None):
+           library=None, fps: float = 30.0, late_fallback: str | None = None):
     """Run frames through both cores and the wire; (sender, receiver, outputs by index)."""
     sender = SenderCore(sender_cfg, codec, keep_mask=True)
-    receiver = ReceiverCore(ReceiverConfig(interp=interp, library=library), codec)
+    receiver = ReceiverCore(ReceiverConfig(interp=interp, library=library,
+                                           late_fallback=late_fallback), codec)
     h, w = frames[0].image.shape[:2]
-    receiver.start(wire.SessionParams(w, h, 30.0, sender_cfg.skip))
+    receiver.start(wire.SessionParams(w, h, fps, sender_cfg.skip))
     packer, unpacker = wire.Packer(), wire.Unpacker()
     outputs, masks = {}, {}
     try:
@@ -251,3 +252,18 @@ def test_int8_symbols_halve_the_bytes_at_no_visible_cost(asl, codec):
     as_float16 = wire.FrameMsg(**{**msg.__dict__, "symbol_format": wire.SymbolFormat.FLOAT16})
     sizes = [sum(map(len, wire.Packer().pack(m))) for m in (msg, as_float16)]
     assert sizes[0] < 0.55 * sizes[1]
+
+
+@pytest.mark.parametrize("fallback", ["dis", None])
+def test_a_late_interpolator_hands_over_to_its_fallback(asl, codec, fallback):
+    require_model("rife-hdv3")
+    frames = asl[:11]  # skip 2: 5 gaps; at 10,000 fps every RIFE gap is late
+    _, receiver, out, _ = _chain(frames, SenderConfig(max_pixels=SMALL, skip=2), codec,
+                                 interp="rife-fg", fps=10_000.0, late_fallback=fallback)
+    assert sorted(out) == list(range(11)) and receiver.ledger.unaccounted(11) == 0
+    if fallback is None:
+        assert receiver.interp_method == "rife-fg" and receiver.interp_note is None
+    else:
+        assert receiver.interp_method == "dis"
+        assert "switched to dis" in receiver.interp_note
+    assert psnr(frames[9].image, out[9].image) > 20  # filled by DIS after the switch
