@@ -17,6 +17,7 @@ const LABELS = [
   ["fps_in", "frames/s in"], ["fps_out", "frames/s out"],
   ["channel_uses_per_frame", "channel uses / frame"], ["channel_uses_per_s", "channel uses / s"],
   ["snr_db", "SNR (dB)"], ["mode", "mode of current frame"],
+  ["interp_method", "interpolation method (DIS takes over when RIFE falls behind)"],
 ];
 
 function showInterp(state) {
