@@ -225,6 +225,14 @@ def test_bad_configs_and_frames_are_refused(codec):
         SenderConfig(channel="fiber")
     with pytest.raises(ValueError, match="interpolation"):
         ReceiverConfig(interp="magic")
+    for bad, match in ((dict(background="carrier pigeon"), "background link"),
+                       (dict(background_codecs=("gif",)), "background codec"),
+                       (dict(background_rate=0.0), "background_rate"),
+                       (dict(symbols="int4"), "symbol format")):
+        with pytest.raises(ValueError, match=match):
+            SenderConfig(**bad)
+    with pytest.raises(ValueError, match="fallback"):
+        ReceiverConfig(late_fallback="magic")
     sender = SenderCore(SenderConfig(), codec)
     try:
         with pytest.raises(ValueError):
@@ -267,3 +275,15 @@ def test_a_late_interpolator_hands_over_to_its_fallback(asl, codec, fallback):
         assert receiver.interp_method == "dis"
         assert "switched to dis" in receiver.interp_note
     assert psnr(frames[9].image, out[9].image) > 20  # filled by DIS after the switch
+
+
+def test_below_the_mcs_cliff_the_background_goes_through_jscc(asl, codec):
+    sender, receiver, out, _ = _chain(asl[:3], SenderConfig(snr_db=-8, max_pixels=SMALL), codec)
+    assert receiver.ledger.delivered == 3
+    sender2 = SenderCore(SenderConfig(snr_db=-8, max_pixels=SMALL), codec)
+    try:
+        first = sender2.encode(sender2.analyse(asl[0]))
+    finally:
+        sender2.close()
+    assert first.messages[0].kind == wire.BackgroundKind.JSCC
+    assert np.mean([psnr(f.image, out[f.index].image) for f in asl[:3]]) > 15
