@@ -13,18 +13,19 @@ CHANNELS = ("awgn", "rayleigh")
 MODES = ("proposed", "direct")
 BACKGROUND_LINKS = ("digital", "jscc")
 SYMBOL_FORMATS = ("float16", "int8")  # names of stream.wire.SymbolFormat, lower case
-# Defaults of the live sender (`semstream send`) where they differ from SenderConfig's:
-# HEVC's rate search takes about 0.5 s per 640x480 background, a visible stall live, and
-# int8 symbols halve what the data channel carries.
-# The resolution check caps crops at 320 x 240 pixels' worth: on 2 cores a sender and a
-# receiver on one machine then keep the median glass-to-glass latency under 150 ms
-# (bench/bench_stream.py; at 640 x 480 it is about 250 ms) for about 3.7 dB of foreground
-# PSNR on the ASL clips at 10 dB. `send --max-pixels 307200` keeps full resolution.
+# Defaults of the live peers (`semstream send` / `receive`) where they differ from the
+# configs' own (docs/results/stream/, bench/bench_stream.py):
+# - HEVC's rate search takes about 0.5 s per 640x480 background, a visible stall live;
+# - int8 symbols halve what the data channel carries;
+# - crops are capped at 320 x 240 pixels' worth: a sender and a receiver sharing 2 cores
+#   then keep the median glass-to-glass latency under 150 ms (about 250 ms at 640 x 480),
+#   for 3.6 dB of foreground PSNR on asl-again at 10 dB (29.5 vs 33.1 dB);
+#   `send --max-pixels 307200` keeps full resolution;
+# - the receiver's interpolation hands over to DIS (31 ms per 640x480 frame) after
+#   LATE_GAPS gaps in a row that RIFE filled late.
 LIVE_BACKGROUND_CODECS = ("jpeg", "webp")
 LIVE_SYMBOLS = "int8"
 LIVE_MAX_PIXELS = 320 * 240
-# The live receiver's interpolation falls back to DIS (31 ms per 640x480 frame) when RIFE
-# cannot keep up; LATE_GAPS late gaps in a row trigger it.
 LIVE_LATE_FALLBACK = "dis"
 LATE_GAPS = 3
 
@@ -94,11 +95,10 @@ class SenderConfig:
         if self.background not in BACKGROUND_LINKS:
             raise ValueError(f"unknown background link {self.background!r}: choose "
                              f"{' or '.join(BACKGROUND_LINKS)}")
-        from stream.background_link import CODEC_IDS
-
         if self.symbols not in SYMBOL_FORMATS:
             raise ValueError(f"unknown symbol format {self.symbols!r}: choose "
                              f"{' or '.join(SYMBOL_FORMATS)}")
+        from stream.background_link import CODEC_IDS
 
         bad = [c for c in self.background_codecs if c not in CODEC_IDS]
         if bad or not self.background_codecs:
