@@ -113,7 +113,6 @@ class ReceiverCore:
                 config.interp, config=MethodConfig(scale=config.interp_scale,
                                                    fg_scale=config.interp_scale))
         self.interpolator = interpolator
-        self.interp_method = config.interp if self.interp_note is None else "dis"
         self._late_gaps = 0
         self.switch: InterpolationSwitch | None = None
         self._want_interp = interpolator is not None
@@ -138,6 +137,12 @@ class ReceiverCore:
         decoded = self.codec.decode(self.codec.encode(gray, 10.0))
         if self.interpolator is not None:
             self.interpolator(decoded, gray, [0.5])
+
+    @property
+    def interp_method(self) -> str:
+        """Name of the method that fills gaps now (the config's name without one)."""
+        current = self.switch.interpolator if self.switch is not None else self.interpolator
+        return self.config.interp if current is None else current.name
 
     @property
     def interp_on(self) -> bool:
@@ -357,7 +362,6 @@ class ReceiverCore:
                             f"frame on {LATE_GAPS} gaps in a row (budget "
                             f"{1000 / self.state.fps:.0f} ms): switched to {fallback}")
         self.switch.interpolator = make_interpolator(fallback, MethodConfig())
-        self.interp_method = fallback
 
     def finish(self, frames_read: int | None = None,
                sender_dropped: dict | None = None) -> None:
