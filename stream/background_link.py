@@ -77,6 +77,8 @@ def code_background(image: np.ndarray, snr_db: float, channel_uses: int,
     if channel.kind != "awgn":
         gains = fading_gains(channel_uses, channel, rng or np.random.default_rng(0))
     budget = bit_budget(channel_uses, snr_db - margin_db, "mcs", gains)
+    if budget <= 0:  # below the MCS cliff: no codec needs to be tried
+        return None
     best = None
     for name in codecs:
         search = RateSearch(CODECS[name], image)
