@@ -2,7 +2,7 @@
 
 For the first frame of each clip (the background a segment starts from, foreground
 inpainted as the sender does) and each SNR: the JSCC model's own transmission (policy
-rate, through AWGN) and the digital link of ``stream.background_link`` given the same
+rate, through AWGN) and the digital link of ``jscc.digital.background_link`` given the same
 channel uses (best of JPEG/WebP/HEVC-intra at the MCS rate 1 dB below the SNR). Reports
 PSNR against the sent image, channel uses and the codec picked. JSON to stdout, and to
 ``--json PATH``.
@@ -31,8 +31,8 @@ from dynbg.segmenters import make_segmenter  # noqa: E402
 from dynbg.video import read_frames  # noqa: E402
 from jscc.channel import ChannelConfig  # noqa: E402
 from jscc.codec import JSCCCodec  # noqa: E402
+from jscc.digital.background_link import code_background  # noqa: E402
 from jscc.metrics import psnr  # noqa: E402
-from stream.background_link import code_background  # noqa: E402
 
 CLIPS = ("asl-again.mkv", "asl-help.mkv", "asl-please.mkv", "asl-walk.mkv", "asl-yes.mkv",
          "one-by-one-person.mp4")

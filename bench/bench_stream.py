@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stream import wire  # noqa: E402
-from stream.config import (  # noqa: E402
+from stream.core import wire  # noqa: E402
+from stream.core.config import (  # noqa: E402
     LIVE_BACKGROUND_CODECS,
     LIVE_LATE_FALLBACK,
     LIVE_MAX_PIXELS,
@@ -39,8 +39,8 @@ from stream.config import (  # noqa: E402
     ReceiverConfig,
     SenderConfig,
 )
-from stream.frames import Frame  # noqa: E402
-from stream.pipeline import Pipeline, Stage  # noqa: E402
+from stream.core.frames import Frame  # noqa: E402
+from stream.core.pipeline import Pipeline, Stage  # noqa: E402
 
 TARGETS = {"sender_fps": 30.0, "receiver_fps": 30.0, "latency_ms_median": 150.0}
 
@@ -58,7 +58,7 @@ async def _list_source(items: list):
 
 def bench_sender(frames: list[Frame], config: SenderConfig) -> tuple[dict, list]:
     """Sender throughput with its two stages overlapped; returns (report, messages)."""
-    from stream.sender import SenderCore
+    from stream.core.sender import SenderCore
 
     core = SenderCore(config)
     h, w = frames[0].image.shape[:2]
@@ -78,7 +78,7 @@ def bench_sender(frames: list[Frame], config: SenderConfig) -> tuple[dict, list]
 def bench_receiver(messages: list, size: tuple[int, int], skip: int,
                    config: ReceiverConfig) -> dict:
     """Receiver output frames/s for the sender's messages (decode and compose overlapped)."""
-    from stream.receiver import ReceiverCore
+    from stream.core.receiver import ReceiverCore
 
     core = ReceiverCore(config)
     core.start(wire.SessionParams(size[0], size[1], 30.0, skip))
@@ -144,7 +144,7 @@ def bench_latency(clip: Path, config: SenderConfig, seconds: float,
 
 def bench_modes(clip: Path, frames: int, base: SenderConfig) -> dict:
     """Channel uses per frame and quality by mode on ``clip`` (offline run, every frame)."""
-    from stream.run import RunConfig, run_video
+    from stream.experiments.run import RunConfig, run_video
 
     out = {}
     variants = {"direct": replace(base, mode="direct"), "proposed": base,

@@ -252,7 +252,13 @@ def changed_mask(image: np.ndarray, background: np.ndarray, threshold: int = 25,
     """
     if image.shape != background.shape:
         raise ValueError(f"image {image.shape} and background {background.shape} differ in size")
-    diff = (cv2.absdiff(image, background).max(axis=2) > threshold).astype(np.uint8)
+    # the largest channel difference, with cv2 (numpy's max over the channel axis of a
+    # 640 x 480 x 3 uint8 array took 7 of this function's 9 ms)
+    channels = cv2.split(cv2.absdiff(image, background))
+    largest = channels[0]
+    for c in channels[1:]:
+        largest = cv2.max(largest, c)
+    diff = (largest > threshold).astype(np.uint8)
     diff = cv2.morphologyEx(diff, cv2.MORPH_OPEN, np.ones((opening, opening), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(diff, connectivity=8)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area * diff.size

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from jscc.device_option import add_device_option
+
 
 def _write_json(path: str | None, data: dict) -> None:
     text = json.dumps(data, indent=2)
@@ -16,11 +18,24 @@ def _write_json(path: str | None, data: dict) -> None:
     Path(path).write_text(text + "\n")
 
 
+def _device(args: argparse.Namespace) -> str:
+    """The resolved ``--device``; said on stderr (stdout may be the JSON) when a rembg
+    segmenter will use it (mediapipe runs on the CPU)."""
+    import sys
+
+    from jscc.device import announce, resolve_device
+
+    if "rembg:" not in args.segmenter:
+        return str(resolve_device(args.device))
+    return announce(args.device, f"bg {args.bg_command}", args.segmenter, sys.stderr)
+
+
 def _build(args: argparse.Namespace) -> int:
     from dynbg.offline import build_video_library
 
     scenes = build_video_library(args.video, args.out, segmenter=args.segmenter,
-                                 samples=args.samples, replace=args.force)
+                                 samples=args.samples, replace=args.force,
+                                 device=_device(args))
     _write_json(args.json, {"video": str(args.video), "segmenter": args.segmenter,
                             "library": str(args.out),
                             "segments": [s.to_json() for s in scenes]})
@@ -35,7 +50,7 @@ def _match(args: argparse.Namespace) -> int:
     image = read_image(Path(args.image))
     exclude = None
     if args.segmenter != "none":
-        with make_segmenter(args.segmenter) as seg:
+        with make_segmenter(args.segmenter, _device(args)) as seg:
             exclude = seg.binary(image)
     _write_json(args.json, library.match(image, exclude).to_json())
     return 0
@@ -56,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evenly spaced frames per scene that build its background (default 32)")
     b.add_argument("--json", help="write the report here (default: print it)")
     b.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_device_option(b)
     b.set_defaults(func=_build)
 
     m = bgsub.add_parser("match", help="find the library background that matches an image")
@@ -65,4 +81,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="foreground to mask out before ORB: pose-hull, selfie, "
                         "rembg:<model> or none (default pose-hull)")
     m.add_argument("--json", help="write the result here (default: print it)")
+    add_device_option(m)
     m.set_defaults(func=_match)

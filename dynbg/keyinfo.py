@@ -183,6 +183,21 @@ def feather_alpha(record: CropRecord, feather: int, mask: np.ndarray | None = No
     return np.where(m > 0, 1.0, np.minimum(near, alpha)).astype(np.float32)
 
 
+def fit_crop(background: np.ndarray, crop: np.ndarray, record: CropRecord
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(background as H x W x 3 RGB, crop resized to ``record``'s box as bh x bw x 3 RGB);
+    FrameError when the background is not the record's frame size."""
+    bg = to_rgb(background)
+    if bg.shape[:2] != (record.frame_height, record.frame_width):
+        raise FrameError(f"background is {bg.shape[1]}x{bg.shape[0]}, the crop record needs "
+                         f"{record.frame_width}x{record.frame_height}: resize it first")
+    c = to_rgb(crop, min_side=1)
+    bw, bh = record.x2 - record.x1, record.y2 - record.y1
+    if c.shape[:2] != (bh, bw):
+        c = cv2.resize(c, (bw, bh), interpolation=cv2.INTER_LINEAR)
+    return bg, c
+
+
 def paste_back(background: np.ndarray, crop: np.ndarray, record: CropRecord,
                feather: int = 6, mask: np.ndarray | None = None) -> np.ndarray:
     """Composite ``crop`` into a copy of ``background`` at ``record``'s box.
@@ -193,14 +208,7 @@ def paste_back(background: np.ndarray, crop: np.ndarray, record: CropRecord,
     (inside ``mask``, or everything ``feather`` px away from inner box edges) equal the
     original frame exactly.
     """
-    bg = to_rgb(background)
-    if bg.shape[:2] != (record.frame_height, record.frame_width):
-        raise FrameError(f"background is {bg.shape[1]}x{bg.shape[0]}, the crop record needs "
-                         f"{record.frame_width}x{record.frame_height}: resize it first")
-    c = to_rgb(crop, min_side=1)
-    bw, bh = record.x2 - record.x1, record.y2 - record.y1
-    if c.shape[:2] != (bh, bw):
-        c = cv2.resize(c, (bw, bh), interpolation=cv2.INTER_LINEAR)
+    bg, c = fit_crop(background, crop, record)
     alpha = feather_alpha(record, feather, mask)[:, :, None]
     out = bg.copy()
     region = out[record.y1:record.y2, record.x1:record.x2].astype(np.float32)

@@ -62,13 +62,14 @@ def build_video_library(video: str | Path, out: str | Path,
                         segmenter: str = "selfie+pose-hull",
                         samples: int = 32, scene: SceneConfig | None = None,
                         background: BackgroundConfig | None = None,
-                        library: LibraryConfig | None = None, replace: bool = False
-                        ) -> list[SceneBackground]:
+                        library: LibraryConfig | None = None, replace: bool = False,
+                        device: str = "cpu") -> list[SceneBackground]:
     """Write ``out``/bg-NNN.png per scene plus the library index; return the scenes.
 
     samples: frames per scene (evenly spaced) that go into its background. ``out`` must not
     exist (or be an empty folder) unless ``replace``. Raises VideoError, SegmenterError,
     LibraryError or OSError with a one-line message. Configs default to their defaults.
+    device: where a rembg segmenter runs (a ``--device`` value).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not replace:
@@ -83,7 +84,7 @@ def build_video_library(video: str | Path, out: str | Path,
     try:
         picked: list[list[np.ndarray]] = [[] for _ in segments]
         masks: list[list[np.ndarray]] = [[] for _ in segments]
-        with make_segmenter(segmenter) as seg:
+        with make_segmenter(segmenter, device) as seg:
             for frame in read_frames(video):
                 k = wanted.get(frame.index)
                 if k is not None:

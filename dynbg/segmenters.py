@@ -9,8 +9,12 @@ A frame without a person gives an all-zero (or near-zero) mask, not an error.
   from the model zoo (``jscc.zoo.require("u2netp")``), other names are left to rembg.
 - ``pose-hull``: Mediapipe pose landmarks -> convex hull H, filled with 1 (the paper's
   background mask M is ``1 - mask``: 0 inside the hull).
+- ``motion`` (``motion:knn``): background subtraction for anything that moves
+  (``dynbg.motion``; stateful: frames in order).
+- ``auto``: selfie masks where people are, motion regions elsewhere (``dynbg.motion``).
 - ``a+b``: the per-pixel maximum of several segmenters, e.g. ``selfie+pose-hull`` (selfie
-  misses feet and far-away limbs that the pose hull covers; offline use, pose is slow).
+  misses feet and far-away limbs that the pose hull covers; offline use, pose is slow) or
+  ``selfie+motion``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import numpy as np
 
 from dynbg.image import to_rgb
 
-SEGMENTER_NAMES = ("selfie", "rembg:<model>", "pose-hull", "<name>+<name>")
+SEGMENTER_NAMES = ("selfie", "motion", "motion:knn", "auto", "rembg:<model>", "pose-hull",
+                   "<name>+<name>")
 # rembg sessions whose network output is already a per-pixel probability (sigmoid).
 _PROBABILITY_OUTPUT = {"u2net", "u2netp", "u2net_human_seg", "silueta"}
 
@@ -61,6 +66,9 @@ class ForegroundSegmenter(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the model (idempotent)."""
+
+    def reset(self) -> None:  # noqa: B027 - stateless segmenters have nothing to forget
+        """Forget what earlier frames taught a stateful segmenter (motion); others: nothing."""
 
     def __enter__(self) -> ForegroundSegmenter:
         return self
@@ -163,19 +171,22 @@ def _u2net_home(path: str | None):
 
 
 class RembgSegmenter(ForegroundSegmenter):
-    """A rembg session (one per segmenter, reused for every frame)."""
+    """A rembg session (one per segmenter, reused for every frame); ``device`` (a
+    ``--device`` value) picks onnxruntime's CUDA provider when it is installed, else CPU."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, device: str = "cpu") -> None:
         from rembg import new_session
 
         from jscc import zoo
+        from jscc.device import onnx_providers, resolve_device
 
         self.name = f"rembg:{model}"
         self.model = model
         home = str(zoo.require("u2netp").parent) if model == "u2netp" else None
         try:
             with _u2net_home(home):
-                self._session = new_session(model)
+                self._session = new_session(
+                    model, providers=onnx_providers(str(resolve_device(device)))[0])
         except ValueError:
             raise SegmenterError(f"rembg has no model {model!r}: try rembg:u2netp") from None
         except Exception as exc:  # network or file errors from pooch/onnxruntime
@@ -215,31 +226,45 @@ class UnionSegmenter(ForegroundSegmenter):
             np.maximum(out, part.mask(rgb), out=out)
         return out
 
+    def reset(self) -> None:
+        for part in self.parts:
+            part.reset()
+
     def close(self) -> None:
         for part in self.parts:
             part.close()
 
 
-def _make_one(name: str) -> ForegroundSegmenter:
+def _make_one(name: str, device: str = "cpu") -> ForegroundSegmenter:
     if name == "selfie":
         return SelfieSegmenter()
     if name == "pose-hull":
         return PoseHullSegmenter()
+    if name.startswith("motion"):
+        from dynbg.motion import MotionConfig, MotionSegmenter, check_motion_name
+
+        check_motion_name(name)
+        return MotionSegmenter(MotionConfig(method="knn" if name.endswith(":knn") else "mog2"))
+    if name == "auto":
+        from dynbg.motion import AutoSegmenter, MotionSegmenter
+
+        return AutoSegmenter(SelfieSegmenter(), MotionSegmenter())
     if name.startswith("rembg:") and len(name) > len("rembg:"):
-        return RembgSegmenter(name[len("rembg:"):])
+        return RembgSegmenter(name[len("rembg:"):], device)
     raise SegmenterError(f"unknown segmenter {name!r}: choose one of {', '.join(SEGMENTER_NAMES)}")
 
 
-def make_segmenter(name: str) -> ForegroundSegmenter:
-    """Segmenter for ``name``: "selfie", "rembg:<model>" (e.g. "rembg:u2netp"), "pose-hull",
-    or several joined by "+" (their per-pixel maximum, e.g. "selfie+pose-hull")."""
+def make_segmenter(name: str, device: str = "cpu") -> ForegroundSegmenter:
+    """Segmenter for ``name``: "selfie", "motion" ("motion:knn"), "auto", "rembg:<model>"
+    (e.g. "rembg:u2netp"), "pose-hull", or several joined by "+" (their per-pixel maximum,
+    e.g. "selfie+motion")."""
     names = name.split("+")
     if len(names) == 1:
-        return _make_one(name)
+        return _make_one(name, device)
     parts: list[ForegroundSegmenter] = []
     try:
         for n in names:
-            parts.append(_make_one(n))
+            parts.append(_make_one(n, device))
     except Exception:
         for p in parts:
             p.close()

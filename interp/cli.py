@@ -11,6 +11,8 @@ import json
 import math
 from pathlib import Path
 
+from jscc.device_option import add_device_option
+
 METHODS = ("rife", "rife-fg", "dis", "blend", "repeat")  # mirrors interp.methods.METHOD_NAMES
 FOREGROUND_SOURCES = ("selfie", "motion")
 
@@ -48,10 +50,11 @@ def _build_methods(args: argparse.Namespace) -> tuple[dict, dict]:
     from interp.foreground import ForegroundConfig
     from interp.ifnet import WeightsError
     from interp.methods import MethodConfig, make_interpolator
+    from jscc.device import announce
     from jscc.zoo import ModelFileError
 
     config = MethodConfig(weights=args.weights, scale=args.scale, fg_scale=args.fg_scale,
-                          threads=args.threads,
+                          threads=args.threads, device=announce(args.device, "interp"),
                           foreground=ForegroundConfig(motion_threshold=args.motion_threshold))
     methods, unavailable = {}, {}
     for name in dict.fromkeys(args.methods):
@@ -147,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rife-fg: gray-level change that counts as motion (default 16)")
     p.add_argument("--weights", help="RIFE HDv3 flownet.pkl (default: the fetched model)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    add_device_option(p)
     p.add_argument("--fps", type=float, default=30.0,
                    help="frame rate of an image-folder input (default 30)")
     p.set_defaults(func=_run)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from interp.frames import check_pair, check_times, skip_times, to_uint8
 from interp.ifnet import IFNet, blend, check_scale, load_ifnet
+from jscc.device import autocast_children, autocast_dtype, resolve_device
 
 DEFAULT_THREADS = 2
 
@@ -23,19 +24,24 @@ class Rife:
     """RIFE HDv3 frame interpolator (CPU or GPU, no grad, eval mode).
 
     weights: path of flownet.pkl, default the fetched registry file (jscc.zoo "rife-hdv3").
+    device: a ``--device`` value (auto | cpu | cuda | cuda:N).
     threads: torch intra-op threads on CPU (None keeps torch's setting).
+    precision: auto | fp32 | fp16 | bf16 of the IFBlocks on a GPU (``jscc.device``); the
+    flow sums, warping and blending stay fp32, and the CPU always runs fp32.
     """
 
     def __init__(self, weights: Path | str | None = None, device: str = "cpu",
-                 threads: int | None = DEFAULT_THREADS) -> None:
+                 threads: int | None = DEFAULT_THREADS, precision: str = "auto") -> None:
         if weights is None:
             from jscc import zoo
 
             weights = zoo.require("rife-hdv3")
-        if threads is not None and device == "cpu":
+        self.device = resolve_device(str(device))
+        if threads is not None and self.device.type == "cpu":
             torch.set_num_threads(threads)
-        self.device = torch.device(device)
         self.net: IFNet = load_ifnet(weights).to(self.device)
+        self.autocast = autocast_dtype(self.device, precision)
+        autocast_children(self.net, ("block0", "block1", "block2"), self.autocast)
 
     def _tensor(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """N x 3 x H x W float in [0, 1] from N H x W x 3 uint8 frames."""

@@ -1,5 +1,6 @@
 """Deep joint source-channel coding: channel models, metrics, the adaptive-rate
-JSCC model, its training and evaluation, and the registry-fetched model zoo.
+JSCC model, its training and evaluation, the registry-fetched model zoo, and the
+digital link it is compared with (``jscc.digital``: separate source and channel coding).
 
 This package knows nothing of ``stream``; ``dynbg`` and ``interp`` may use its
 ``metrics`` and ``zoo`` modules.

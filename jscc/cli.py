@@ -9,6 +9,8 @@ import argparse
 import importlib
 import os
 
+from jscc.device_option import add_device_option
+
 
 def register(sub) -> None:
     """Add the ``jscc`` command group (train, export, and eval when available)."""
@@ -18,16 +20,29 @@ def register(sub) -> None:
     t = jsub.add_parser("train", help="train (or resume) the adaptive-rate JSCC model",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--data", required=True, help="folder or zip of training images")
-    t.add_argument("--config", default="edge", help="model width preset (edge | paper)")
+    t.add_argument("--photos", default=None,
+                   help="folder or zip of large photos whose crops are mixed in")
+    t.add_argument("--photo-share", type=float, default=0.0,
+                   help="share of the steps that train on photo crops (needs --photos)")
+    t.add_argument("--config", default="edge",
+                   help="model preset (edge | wide | paper | edge-gdn | x8 | x8-gdn)")
     t.add_argument("--epochs", type=int, default=80)
     t.add_argument("--out", required=True, help="folder for last.pt and log.json (resumes)")
-    t.add_argument("--device", default="cpu", help="cpu | cuda")
+    add_device_option(t)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--crop", type=int, default=32, help="square training crop side, pixels")
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--rate-weight", type=float, default=8e-4,
                    help="lambda on the fraction of selectable groups sent")
     t.add_argument("--snr", default="0,20", help="training SNR range MIN,MAX in dB")
+    t.add_argument("--init", default="",
+                   help="start a new run from the weights of this training checkpoint")
+    t.add_argument("--warmup-frac", type=float, default=0.1,
+                   help="share of the epochs at random levels before the policy trains")
+    t.add_argument("--lr-drop-frac", type=float, default=0.375,
+                   help="share of the epochs before the learning rate drops tenfold")
+    t.add_argument("--freeze-frac", type=float, default=0.75,
+                   help="share of the epochs before encoder and policy freeze")
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap per epoch (0 = all)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -70,15 +85,21 @@ def _train(args) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
+    from jscc.device import describe, resolve_device
     from jscc.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     lo, hi = _parse_range(args.snr)
     cfg = TrainConfig(model=args.config, epochs=args.epochs, batch_size=args.batch_size,
                       crop=args.crop, lr=args.lr, rate_weight=args.rate_weight, snr_min=lo,
-                      snr_max=hi, seed=args.seed, steps_per_epoch=args.steps_per_epoch)
-    trainer = train(cfg, args.data, args.out, device=args.device, cache_dir=args.cache,
-                    progress=not args.no_progress)
+                      snr_max=hi, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
+                      photo_share=args.photo_share, warmup_frac=args.warmup_frac,
+                      lr_drop_frac=args.lr_drop_frac, freeze_frac=args.freeze_frac,
+                      init=args.init)
+    device = resolve_device(args.device)
+    print(f"semstream jscc train: {describe(device)}", flush=True)
+    trainer = train(cfg, args.data, args.out, device=str(device), cache_dir=args.cache,
+                    progress=not args.no_progress, photos=args.photos)
     print(f"trained {trainer.epoch}/{cfg.epochs} epochs; checkpoint in {args.out}")
     return 0
 

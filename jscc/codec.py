@@ -5,6 +5,9 @@ holding exactly the sent complex64 symbols (unit average energy) and everything 
 receiver needs; ``decode`` turns the received symbols back into an image. The codec
 runs the model in eval mode without gradients, BatchNorm folded into the convolutions,
 with a small fixed number of torch threads (this project targets a 2-core machine).
+On a GPU the convolution stages run under autocast (fp16 by default, see
+``jscc.device.autocast_dtype``); the policy, the power normalisation and everything on
+the symbols stay fp32. On the CPU nothing changes: fp32 throughout.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ import numpy as np
 import torch
 
 from jscc.channel import ChannelConfig
+from jscc.device import autocast_children, autocast_dtype, resolve_device
 from jscc.layers import fold_batchnorm
-from jscc.model import DOWNSAMPLE, AdaptiveJSCC, load_weights
+from jscc.model import AdaptiveJSCC, load_weights
 
 
 @dataclass
 class Transmission:
     """One encoded image.
 
-    symbols: complex64 1-D array of the sent symbols (unit average energy), group-major:
-    the first ``groups_sent`` latent groups of shape ``latent_hw`` each. level: rate level
+    symbols: complex64 1-D array of the sent symbols (unit average energy), plane-major:
+    the first ``planes_sent`` complex latent planes of shape ``latent_hw`` each. level: rate level
     chosen (0..levels-1). snr_db: SNR the encoder was told. size: (H, W) of the image the
     model coded (after the resolution check). original_size: (H, W) before it; scale:
     the resolution-check factor (1.0 when not scaled).
@@ -39,7 +43,7 @@ class Transmission:
     snr_db: float
     size: tuple[int, int]
     latent_hw: tuple[int, int]
-    groups_sent: int
+    planes_sent: int
     original_size: tuple[int, int]
     scale: float = 1.0
 
@@ -95,36 +99,47 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"expected an H x W x 3 uint8 RGB image, got shape {shape} {dtype}")
 
 
-def _padded(image: np.ndarray) -> np.ndarray:
-    """Edge-replicate H x W x 3 to multiples of 4, as the model pads internally."""
+def _padded(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Edge-replicate H x W x 3 to multiples of ``multiple``, as the model pads internally."""
     h, w = image.shape[:2]
-    ph, pw = (-h) % DOWNSAMPLE, (-w) % DOWNSAMPLE
+    ph, pw = (-h) % multiple, (-w) % multiple
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else image
+
+
+# the convolution stages of AdaptiveJSCC that run under autocast on a GPU
+AUTOCAST_STAGES = ("source_encoder", "channel_encoder", "to_latent", "from_latent",
+                   "channel_decoder", "source_decoder")
 
 
 class JSCCCodec:
     """A loaded JSCC model wrapped for numpy images (no grad, eval mode)."""
 
-    def __init__(self, model: AdaptiveJSCC, device: str = "cpu", threads: int | None = 2):
-        """threads: torch intra-op threads to set for the process; None keeps the current
-        setting (e.g. a worker of a process pool that already chose one)."""
+    def __init__(self, model: AdaptiveJSCC, device: str = "cpu", threads: int | None = 2,
+                 precision: str = "auto"):
+        """device: a ``--device`` value (auto | cpu | cuda | cuda:N). threads: torch
+        intra-op threads to set for the process; None keeps the current setting (e.g. a
+        worker of a process pool that already chose one). precision: auto | fp32 | fp16 |
+        bf16 for the convolutions on a GPU (the CPU always runs fp32)."""
         if threads is not None:
             torch.set_num_threads(max(1, threads))
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))
         # folded BatchNorm and channels-last layout: about 1.5x faster convolutions on CPU
         model = fold_batchnorm(copy.deepcopy(model).to(self.device).eval())
         self.model = model.to(memory_format=torch.channels_last)
         self.cfg = model.cfg
+        self.autocast = autocast_dtype(self.device, precision)
+        autocast_children(self.model, AUTOCAST_STAGES, self.autocast)
 
     @classmethod
     def load(cls, name: str = "edge", path: str | Path | None = None, device: str = "cpu",
-             threads: int | None = 2) -> JSCCCodec:
+             threads: int | None = 2, precision: str = "auto") -> JSCCCodec:
         """Codec from shipped weights jscc/weights/<name>.pt, or from ``path``."""
         from jscc.export import default_weights_path
 
+        device = str(resolve_device(str(device)))
         model, _ = load_weights(path or default_weights_path(name),
                                 expect=None if path else name, device=device)
-        return cls(model, device, threads)
+        return cls(model, device, threads, precision)
 
     # --- encoding ----------------------------------------------------------------------------
 
@@ -140,7 +155,7 @@ class JSCCCodec:
         out = []
         for b in range(z.shape[0]):
             k = int(lv[b])
-            sent = z[b, : self.cfg.always_on_groups + k].reshape(-1)
+            sent = z[b, : self.cfg.planes_sent(k)].reshape(-1)
             out.append((sent.cpu().numpy().astype(np.complex64), k, hw))
         return out
 
@@ -149,7 +164,8 @@ class JSCCCodec:
                      max_pixels: int | None = None) -> list[Transmission]:
         """Encode several images (any sizes) at ``snr_db`` (one value or one per image).
 
-        Images are grouped by their size rounded up to a multiple of 4 and each group runs
+        Images are grouped by their size rounded up to a multiple of the model's
+        downsampling factor and each group runs
         as one batch (the edge padding matches what the model does for a single image).
         level: force a rate level; None lets the policy choose. max_pixels: apply the
         resolution check first.
@@ -166,16 +182,17 @@ class JSCCCodec:
             checked.append((small, scale, im.shape[:2]))
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (small, _, _) in enumerate(checked):
-            groups.setdefault(_padded(small).shape[:2], []).append(i)
+            groups.setdefault(_padded(small, self.cfg.downsample).shape[:2], []).append(i)
         result: list[Transmission | None] = [None] * len(images)
         for idx in groups.values():
-            coded = self._encode_same_shape([_padded(checked[i][0]) for i in idx],
+            coded = self._encode_same_shape([_padded(checked[i][0], self.cfg.downsample)
+                                             for i in idx],
                                             [snrs[i] for i in idx], level)
             for i, (symbols, k, hw) in zip(idx, coded, strict=True):
                 small, scale, orig = checked[i]
                 result[i] = Transmission(
                     symbols=symbols, level=k, snr_db=snrs[i], size=small.shape[:2],
-                    latent_hw=hw, groups_sent=self.cfg.always_on_groups + k,
+                    latent_hw=hw, planes_sent=self.cfg.planes_sent(k),
                     original_size=tuple(orig), scale=scale)
         return result
 
@@ -208,10 +225,11 @@ class JSCCCodec:
             groups.setdefault((tx.latent_hw, tx.size), []).append(i)
         out: list[np.ndarray | None] = [None] * len(txs)
         for (hw, size), idx in groups.items():
-            full = torch.zeros(len(idx), self.cfg.groups, *hw, dtype=torch.complex64)
+            planes = self.cfg.latent_channels // 2
+            full = torch.zeros(len(idx), planes, *hw, dtype=torch.complex64)
             for row, i in enumerate(idx):
                 sent = torch.from_numpy(received[i].astype(np.complex64, copy=False))
-                full[row, : txs[i].groups_sent] = sent.view(-1, *hw)
+                full[row, : txs[i].planes_sent] = sent.view(-1, *hw)
             snr = torch.tensor([txs[i].snr_db for i in idx], dtype=torch.float32)
             level = torch.tensor([txs[i].level for i in idx])
             x_hat = self.model.decode(full.to(self.device), snr.to(self.device),

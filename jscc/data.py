@@ -115,3 +115,80 @@ class CropSampler:
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches in one epoch (the last partial batch is dropped)."""
         return len(self.images) // batch_size
+
+
+class PhotoCropSampler:
+    """Batches of video-like crops from large photos, at a fixed pixel budget per batch.
+
+    Each batch draws one crop side s from ``sides`` and one zoom per crop in ``zoom``
+    (a crop covers s / zoom pixels of the photo and is resized to s x s, so zoom < 1
+    shows more of the scene, like a person crop from a distant camera), plus flips.
+    The batch holds max(1, pixels // s^2) crops of (3, s, s) float32 in [0, 1], so its
+    cost matches a batch of small images with the same pixel count.
+    """
+
+    def __init__(self, images: list[np.ndarray], pixels: int,
+                 sides: tuple[int, ...] = (96, 128, 160, 192, 256),
+                 zoom: tuple[float, float] = (0.35, 1.0)):
+        if not images:
+            raise ValueError("PhotoCropSampler needs at least one photo")
+        small = [im.shape[:2] for im in images if min(im.shape[:2]) < max(sides)]
+        if small:
+            raise ValueError(f"{len(small)} photos are smaller than the largest crop side "
+                             f"{max(sides)} (e.g. {small[0]})")
+        self.images, self.pixels, self.sides, self.zoom = images, pixels, sides, zoom
+
+    def _crop(self, im: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
+        import cv2
+
+        h, w = im.shape[:2]
+        zoom = float(rng.uniform(*self.zoom))
+        span = min(h, w, max(side, round(side / zoom)))
+        y = int(rng.integers(0, h - span + 1))
+        x = int(rng.integers(0, w - span + 1))
+        crop = im[y:y + span, x:x + span]
+        if span != side:
+            crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+        return crop
+
+    def batch(self, rng: np.random.Generator) -> np.ndarray:
+        """One (N, 3, s, s) float32 batch."""
+        side = int(rng.choice(self.sides))
+        n = max(1, self.pixels // (side * side))
+        idx = rng.integers(0, len(self.images), n)
+        batch = np.stack([self._crop(self.images[i], side, rng) for i in idx])
+        flip = rng.random(n) < 0.5
+        batch[flip] = batch[flip, :, ::-1]
+        return batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+
+
+class MixedSampler:
+    """One epoch = one pass over the small images (``CropSampler``); with probability
+    ``photo_share`` a step serves a ``PhotoCropSampler`` batch of the same pixel count
+    instead. Yields (B, 3, s, s) float32 batches in [0, 1]."""
+
+    def __init__(self, small: CropSampler, photos: PhotoCropSampler | None,
+                 photo_share: float):
+        if not 0 <= photo_share < 1:
+            raise ValueError(f"photo share must be in [0, 1), got {photo_share}")
+        self.small, self.photos = small, photos
+        self.photo_share = photo_share if photos is not None else 0.0
+
+    def __len__(self) -> int:
+        return len(self.small)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Steps in one epoch: full small-image batches, plus the photo steps mixed in."""
+        return round(self.small.steps_per_epoch(batch_size) / (1 - self.photo_share))
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+        small = self.small.batches(batch_size, rng)
+        while True:
+            if self.photo_share and rng.random() < self.photo_share:
+                yield self.photos.batch(rng)
+                continue
+            try:
+                yield next(small)
+            except StopIteration:
+                small = self.small.batches(batch_size, rng)
+                yield next(small)

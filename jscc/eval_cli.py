@@ -57,6 +57,9 @@ def register(jsub) -> None:
                    help="baseline bit budget: capacity k*log2(1+SNR) or an LTE-like MCS table")
     e.add_argument("--codecs", default="jpeg,webp,hevc,hevc444",
                    help="baseline codecs, comma-separated")
+    e.add_argument("--count", choices=("all", "payload"), default="all",
+                   help="baseline bits charged per image: every byte of the file, or the "
+                        "per-image payload with once-per-session headers left out")
     e.add_argument("--rho", default="1/6",
                    help="baseline channel uses per source value when run without a model")
     e.add_argument("--limit", type=int, default=1000,
@@ -64,6 +67,7 @@ def register(jsub) -> None:
     e.add_argument("--size", type=_size, default=None,
                    help="cover-resize and centre-crop every image to LONGxSHORT (e.g. 768x512)")
     e.add_argument("--seed", type=int, default=0, help="seed of the channel noise / fading")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     e.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     e.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -71,7 +75,7 @@ def register(jsub) -> None:
     e.set_defaults(func=_eval)
 
 
-def _load_model(spec: str):
+def _load_model(spec: str, device: str = "cpu"):
     """(model or None, description) for --model: a shipped name, a weights file or none."""
     if spec == MODEL_NONE:
         return None, {"name": MODEL_NONE}
@@ -86,7 +90,7 @@ def _load_model(spec: str):
     else:
         raise ValueError(f"--model {spec!r} is neither a shipped model ({', '.join(CONFIGS)}), "
                          f"a weights file nor 'none'")
-    model, meta = load_weights(path, expect=expect)
+    model, meta = load_weights(path, expect=expect, device=device)
     info = {"name": spec, "weights": str(path), "config": model.cfg.to_dict(),
             "epoch": meta.get("epoch")}
     return fold_batchnorm(model).eval(), info
@@ -96,8 +100,8 @@ def _eval(args) -> int:
     import torch
 
     from jscc.channel import ChannelConfig
+    from jscc.digital.separation import SeparationConfig
     from jscc.evaluate import EvalConfig, evaluate, json_safe, load_eval_images
-    from jscc.separation import SeparationConfig
 
     torch.set_num_threads(max(1, min(args.threads, 2)))
     try:
@@ -111,8 +115,15 @@ def _eval(args) -> int:
     baseline = None
     if args.baseline == "separation":
         baseline = SeparationConfig(rule=args.budget,
-                                    codecs=tuple(c for c in args.codecs.split(",") if c))
-    model, model_info = _load_model(args.model)
+                                    codecs=tuple(c for c in args.codecs.split(",") if c),
+                                    counting=args.count)
+    from jscc.device import describe, resolve_device
+
+    device = resolve_device(args.device)
+    model, model_info = _load_model(args.model, str(device))
+    if model is not None:
+        print(describe(device))
+        model_info["device"] = str(device)
     model_info["level"] = "policy" if args.level is None else args.level
     images, data_info = load_eval_images(args.data, args.limit or None, args.size, args.cache)
     body = evaluate(images, config, model, baseline, progress=not args.no_progress)

@@ -3,7 +3,7 @@
 For every SNR the model codes every image (its policy picks the rate, or a forced level
 gives fixed-rate operation) through the channel; the report gives the mean PSNR and SSIM of
 the decoded images and the mean rate in channel uses per source value actually sent. The
-separation baseline (:mod:`jscc.separation`) then codes the same images with, per image and
+separation baseline (:mod:`jscc.digital.separation`) then codes the same images with, per image and
 SNR, the same number of channel uses the model used (or ``rho`` uses per source value when
 it runs alone).
 """
@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from jscc.channel import ChannelConfig, channel_uses, source_values
 from jscc.data import load_images
+from jscc.digital.separation import SeparationConfig, separation_baseline
 from jscc.metrics import QualityLog
-from jscc.separation import SeparationConfig, separation_baseline
 
 DEFAULT_RHO = 1 / 6
 
@@ -140,21 +140,23 @@ def evaluate_model(model: torch.nn.Module, images: Sequence[np.ndarray],
     Returns (results, uses): results[s] = {"snr", "psnr" (mean of per-image dB),
     "psnr_pooled", "ssim", "rate" (mean channel uses per source value sent),
     "channel_uses" (mean per image), "levels" (images per level 0..L-1)};
-    uses[s][i] = complex channel uses image i took at snrs[s].
+    uses[s][i] = complex channel uses image i took at snrs[s]. Runs on the model's device.
     """
     model.eval()
-    generator = torch.Generator().manual_seed(config.seed)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     results, uses = [], []
     for snr in tqdm(config.snrs, "JSCC model, per SNR", disable=not progress, leave=False):
         log, rates = QualityLog(), np.zeros(len(images))
         levels = np.zeros(model.cfg.levels, dtype=int)
         decoded: dict[int, np.ndarray] = {}
         for idx, batch in _batches(images, config.batch_pixels):
-            out = model(to_tensor(batch), torch.full((len(idx),), float(snr)), config.channel,
+            out = model(to_tensor(batch).to(device),
+                        torch.full((len(idx),), float(snr), device=device), config.channel,
                         level=config.level, generator=generator)
-            decoded.update(zip(idx, to_uint8(out.x_hat), strict=True))
-            rates[idx] = out.rate.numpy()
-            levels += np.bincount(out.level.numpy(), minlength=model.cfg.levels)
+            decoded.update(zip(idx, to_uint8(out.x_hat.cpu()), strict=True))
+            rates[idx] = out.rate.cpu().numpy()
+            levels += np.bincount(out.level.cpu().numpy(), minlength=model.cfg.levels)
         for i, image in enumerate(images):
             log.add(image, decoded[i])
         n_values = np.array([source_values(*im.shape[:2]) for im in images])
@@ -209,6 +211,10 @@ def evaluate(images: Sequence[np.ndarray], config: EvalConfig,
         report["baseline"] = {
             "method": "separation", "rule": baseline.rule, "codecs": list(baseline.codecs),
             "channel_uses": how,
+            "counting": "every byte of each file" if baseline.counting == "all" else
+                        "per-image payload: once-per-session headers (JPEG tables named by "
+                        "1 quality byte, RIFF framing, HEVC VPS/SPS/PPS/SEI and start codes) "
+                        "not charged",
             "note": "capacity rule: error-free capacity-achieving code, an upper bound for "
                     "real codes" if baseline.rule == "capacity" else
                     "mcs rule: LTE CQI table efficiencies, nothing below the lowest threshold",

@@ -32,6 +32,16 @@ def _read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def load_checkpoint_model(checkpoint: str | Path) -> tuple[AdaptiveJSCC, dict]:
+    """(eval-mode model, checkpoint dict) from a training checkpoint ``last.pt``."""
+    checkpoint = Path(checkpoint)
+    ckpt = _read_checkpoint(checkpoint)
+    model = AdaptiveJSCC(JSCCConfig.from_dict(ckpt["model_config"]))
+    check_state_dict(model, ckpt["model"], str(checkpoint))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
 def _describe(value, keys: tuple[str, ...]) -> str:
     """Short text of an eval report field: a plain value, or chosen keys of a dict."""
     if isinstance(value, dict):
@@ -70,11 +80,21 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
         "",
         "SNR- and rate-adaptive deep JSCC (Yang & Kim, ICASSP 2022) as described in "
         "`../shared/DESIGN.md`, with encoder widths "
-        f"{cfg.widths} instead of the paper's (64, 128, 256); {meta['parameters']:,} "
-        f"parameters; stored {meta['dtype']}.",
+        f"{cfg.widths} (the paper: (64, 128, 256)), latent at 1/{cfg.downsample} of the image "
+        f"side with {cfg.latent_channels} real channels in {cfg.groups} rate groups, "
+        + ("BatchNorm + ReLU as published" if cfg.norm == "bn" else
+           "GDN/IGDN after the strided convolutions and PReLU residual blocks instead of "
+           "BatchNorm + ReLU")
+        + f"; {meta['parameters']:,} parameters; stored {meta['dtype']}.",
         "",
         "- Data: CIFAR-10 training set, the JPEG q75 copy in `../shared/data/cifar10-train.zip` "
-        "(slightly smoother than the original CIFAR-10, so PSNR on it runs a little higher).",
+        "(slightly smoother than the original CIFAR-10, so PSNR on it runs a little higher)"
+        + ("." if not tc.get("photo_share") else
+           f"; on a share of {tc['photo_share']:g} of the steps, crops of 96-256 px (zoom "
+           "0.35-1) of the 234 photos of `../shared/data/photos-debian.zip`, as many per "
+           "batch as make the same pixel count. The 49 photos of `photos-train.zip` are "
+           "never trained on: they are the held-out large-image set.")
+        + (f" Started from the weights of `{tc['init']}`." if tc.get("init") else ""),
         f"- Training: {meta['epoch']} of {tc['epochs']} planned epochs, batch {tc['batch_size']}, "
         f"{tc['crop']}x{tc['crop']} crops with flips, SNR uniform in "
         f"[{tc['snr_min']:g}, {tc['snr_max']:g}] dB per image, AWGN, Adam(0.5, 0.999) lr "
@@ -118,11 +138,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, hal
                       evals: list[str | Path] | None = None) -> Path:
     """Write shipped weights (and MODEL_CARD.md beside them) from a training checkpoint."""
     checkpoint = Path(checkpoint)
-    ckpt = _read_checkpoint(checkpoint)
-    cfg = JSCCConfig.from_dict(ckpt["model_config"])
-    model = AdaptiveJSCC(cfg)
-    check_state_dict(model, ckpt["model"], str(checkpoint))
-    model.load_state_dict(ckpt["model"])
+    model, ckpt = load_checkpoint_model(checkpoint)
+    cfg = model.cfg
     log_path = checkpoint.parent / "log.json"
     log = json.loads(log_path.read_text())["epochs"] if log_path.exists() else []
     command = checkpoint.parent / "COMMAND.txt"

@@ -15,39 +15,91 @@ from torch import nn
 SNR_UNIT_DB = 10.0
 
 
-def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    """Conv (padding kernel//2, no bias) + BatchNorm + ReLU."""
+NORMS = ("bn", "gdn")
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization (Balle et al. 2016) and its inverse.
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)  (inverse: times the square root).
+    x: (B, C, H, W). beta and gamma are kept positive by squaring their stored square
+    roots, with a small floor (``1e-6``) on beta so the denominator never vanishes.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = self.beta_root**2 + 1e-6
+        gamma = self.gamma_root**2
+        norm = F.conv2d(x * x, gamma[:, :, None, None], beta)
+        norm = torch.sqrt(norm)
+        return x * norm if self.inverse else x / norm
+
+
+def _norm_act(channels: int, norm: str, inverse: bool) -> list[nn.Module]:
+    """Normalisation + non-linearity after a conv: BN + ReLU, or (I)GDN."""
+    if norm == "bn":
+        return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+    if norm == "gdn":
+        return [GDN(channels, inverse=inverse)]
+    raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1,
+                 norm: str = "bn") -> nn.Sequential:
+    """Conv (padding kernel//2) + BatchNorm + ReLU, or + GDN when ``norm='gdn'``.
+
+    The BN form has no conv bias (BN supplies it); the GDN form keeps one.
+    """
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=norm != "bn"),
+        *_norm_act(c_out, norm, inverse=False),
     )
 
 
-def up_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    """Transposed conv 3x3 stride 2 (doubles H and W) + BatchNorm + ReLU."""
+def up_bn_relu(c_in: int, c_out: int, norm: str = "bn") -> nn.Sequential:
+    """Transposed conv 3x3 stride 2 (doubles H and W) + BatchNorm + ReLU, or + IGDN."""
     return nn.Sequential(
-        nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
+        nn.ConvTranspose2d(c_in, c_out, 3, 2, padding=1, output_padding=1, bias=norm != "bn"),
+        *_norm_act(c_out, norm, inverse=True),
     )
 
 
 class ResidualBlock(nn.Module):
-    """Two 3x3 conv + BN layers with an identity skip: relu(x + f(x)); keeps (B, C, H, W)."""
+    """Two 3x3 convs with an identity skip; keeps (B, C, H, W).
 
-    def __init__(self, channels: int):
+    norm 'bn': relu(x + BN(conv(relu(BN(conv(x)))))) as in Yang & Kim. norm 'gdn':
+    x + conv(prelu(conv(x))) with biases and no normalisation (the GDN layers around
+    the stack normalise).
+    """
+
+    def __init__(self, channels: int, norm: str = "bn"):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
+        self.norm = norm
+        if norm == "bn":
+            self.body = nn.Sequential(
+                nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+        elif norm == "gdn":
+            self.body = nn.Sequential(
+                nn.Conv2d(channels, channels, 3, 1, 1),
+                nn.PReLU(channels),
+                nn.Conv2d(channels, channels, 3, 1, 1),
+            )
+        else:
+            raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.body(x))
+        y = x + self.body(x)
+        return F.relu(y) if self.norm == "bn" else y
 
 
 class SNRModulation(nn.Module):
@@ -78,9 +130,9 @@ class SNRModulation(nn.Module):
 class ModulatedResidualStack(nn.Module):
     """Residual blocks, each followed by an SNR modulation module; keeps (B, C, H, W)."""
 
-    def __init__(self, channels: int, blocks: int = 2):
+    def __init__(self, channels: int, blocks: int = 2, norm: str = "bn"):
         super().__init__()
-        self.res = nn.ModuleList(ResidualBlock(channels) for _ in range(blocks))
+        self.res = nn.ModuleList(ResidualBlock(channels, norm) for _ in range(blocks))
         self.mod = nn.ModuleList(SNRModulation(channels) for _ in range(blocks))
 
     def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:

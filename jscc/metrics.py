@@ -12,6 +12,8 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 PEAK = 255.0
+SSIM_WINDOW = 11  # taps a side of the Gaussian SSIM window (sigma 1.5, truncated at 3.5 sigma)
+SSIM_SIGMA = 1.5
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
@@ -52,14 +54,19 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Structural similarity (scikit-image, Gaussian window) of two uint8 frames, in [-1, 1]."""
+    """Structural similarity of two uint8 frames (H x W [x C]), in [-1, 1]: the standard
+    SSIM of Wang et al. (2004) as published work reports it, a Gaussian window of 11 x 11
+    taps with sigma 1.5 (scikit-image ``gaussian_weights``, truncated at 3.5 sigma),
+    population covariances, K1 = 0.01, K2 = 0.03, peak 255, averaged over channels.
+    Frames smaller than 11 pixels a side are refused (ValueError)."""
     _check_pair(a, b)
+    if min(a.shape[:2]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs frames of at least {SSIM_WINDOW} x {SSIM_WINDOW} "
+                         f"pixels, got {a.shape[:2]}")
     channel_axis = -1 if a.ndim == 3 else None
-    small = min(a.shape[:2])
-    win = min(7, small if small % 2 else small - 1)
-    return float(
-        structural_similarity(a, b, data_range=PEAK, channel_axis=channel_axis, win_size=win)
-    )
+    return float(structural_similarity(a, b, data_range=PEAK, channel_axis=channel_axis,
+                                       gaussian_weights=True, sigma=SSIM_SIGMA,
+                                       use_sample_covariance=False))
 
 
 @dataclass

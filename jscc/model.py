@@ -1,8 +1,9 @@
 """The SNR- and rate-adaptive deep JSCC model (Yang & Kim, ICASSP 2022) with width presets.
 
 Shapes: images x are (B, 3, H, W) float in [0, 1], any H and W (padded by replication
-to a multiple of 4 and cropped back). The latent is (B, 2G, h, w) real values with
-h = ceil(H/4), w = ceil(W/4), paired into G complex groups (B, G, h, w). The first
+to a multiple of the downsampling factor D = 2^(len(widths)-1) and cropped back). The
+latent is (B, 2P, h, w) real values with h = ceil(H/D), w = ceil(W/D), paired into P
+complex planes (B, P, h, w); the planes form G groups of P/G planes each. The first
 ``always_on_groups`` groups are always sent; a policy picks a level k in 0..G-A and the
 first k selectable groups are sent too (thermometer mask).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -27,25 +29,48 @@ from jscc.layers import (
     up_bn_relu,
 )
 
-DOWNSAMPLE = 4  # two stride-2 stages
-
 
 @dataclass(frozen=True)
 class JSCCConfig:
-    """Model shape: widths (c1, c2, c3) of the three encoder stages, latent layout."""
+    """Model shape.
+
+    widths: channels of the encoder stages, the first at full resolution and each
+    further one after a stride-2 convolution (3 widths: latent at 1/4 of the image side,
+    4 widths: 1/8). latent_channels: real latent channels (2 per complex plane).
+    groups: rate groups the planes are split into. norm: 'bn' (BatchNorm + ReLU, as
+    published) or 'gdn' (GDN/IGDN, PReLU residual blocks).
+    """
 
     name: str
-    widths: tuple[int, int, int]
+    widths: tuple[int, ...]
     latent_channels: int = 16
     groups: int = 8
     always_on_groups: int = 4
     levels: int = 5
+    norm: str = "bn"
 
     def __post_init__(self):
-        if self.latent_channels != 2 * self.groups:
-            raise ValueError(f"latent_channels ({self.latent_channels}) must be 2 x groups")
+        if len(self.widths) < 2:
+            raise ValueError("widths needs at least two stages")
+        if self.latent_channels % (2 * self.groups):
+            raise ValueError(f"latent_channels ({self.latent_channels}) must be a multiple "
+                             "of 2 x groups")
         if self.levels != self.groups - self.always_on_groups + 1:
             raise ValueError("levels must equal groups - always_on_groups + 1")
+
+    @property
+    def downsample(self) -> int:
+        """Image side / latent side."""
+        return 2 ** (len(self.widths) - 1)
+
+    @property
+    def planes_per_group(self) -> int:
+        """Complex latent planes in one rate group."""
+        return self.latent_channels // (2 * self.groups)
+
+    def planes_sent(self, level: int) -> int:
+        """Complex latent planes sent at rate level ``level``."""
+        return (self.always_on_groups + level) * self.planes_per_group
 
     def to_dict(self) -> dict:
         """Plain-JSON form (widths as a list)."""
@@ -62,6 +87,12 @@ class JSCCConfig:
 CONFIGS: dict[str, JSCCConfig] = {
     "paper": JSCCConfig("paper", (64, 128, 256)),
     "edge": JSCCConfig("edge", (16, 32, 64)),
+    # candidates of the backbone comparison (docs/results/jscc/candidates.md)
+    "edge-gdn": JSCCConfig("edge-gdn", (16, 32, 64), norm="gdn"),
+    "x8": JSCCConfig("x8", (16, 32, 64, 128), latent_channels=64),
+    "x8-gdn": JSCCConfig("x8-gdn", (16, 32, 64, 128), latent_channels=64, norm="gdn"),
+    # edge's stages at twice the width: edge's learning curves flatten (capacity-bound)
+    "wide": JSCCConfig("wide", (32, 64, 128)),
 }
 
 
@@ -99,7 +130,7 @@ def _snr_tensor(snr_db, batch: int, device) -> torch.Tensor:
     return snr
 
 
-def _pad_to_multiple(x: torch.Tensor, m: int = DOWNSAMPLE) -> torch.Tensor:
+def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
     """Replicate-pad (B, C, H, W) on the bottom/right to multiples of m."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % m, (-w) % m
@@ -109,7 +140,7 @@ def _pad_to_multiple(x: torch.Tensor, m: int = DOWNSAMPLE) -> torch.Tensor:
 
 
 def group_power_normalize(z: torch.Tensor) -> torch.Tensor:
-    """Scale each complex group of z (B, G, h, w) to unit average symbol energy."""
+    """Scale each complex plane of z (B, P, h, w) to unit average symbol energy."""
     energy = (z.real**2 + z.imag**2).mean(dim=(2, 3), keepdim=True)
     return z / torch.sqrt(energy + 1e-12)
 
@@ -120,23 +151,22 @@ class AdaptiveJSCC(nn.Module):
     def __init__(self, cfg: JSCCConfig):
         super().__init__()
         self.cfg = cfg
-        c1, c2, c3 = cfg.widths
+        w, norm = cfg.widths, cfg.norm
+        first = conv_bn_relu(3, w[0], 7, norm=norm)
+        first[0].padding = (0, 0)  # the reflection pad before it supplies the border
         self.source_encoder = nn.Sequential(
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(3, c1, 7, bias=False), nn.BatchNorm2d(c1), nn.ReLU(inplace=True),
-            conv_bn_relu(c1, c2, 3, stride=2),
-            conv_bn_relu(c2, c3, 3, stride=2),
+            nn.ReflectionPad2d(3), *first,
+            *(conv_bn_relu(a, b, 3, stride=2, norm=norm) for a, b in pairwise(w)),
         )
-        self.channel_encoder = ModulatedResidualStack(c3)
-        self.to_latent = nn.Conv2d(c3, cfg.latent_channels, 3, 1, 1)
-        self.policy = PolicyNetwork(c3, cfg.levels)
-        self.from_latent = conv_bn_relu(cfg.latent_channels, c3, 3)
-        self.channel_decoder = ModulatedResidualStack(c3)
+        self.channel_encoder = ModulatedResidualStack(w[-1], norm=norm)
+        self.to_latent = nn.Conv2d(w[-1], cfg.latent_channels, 3, 1, 1)
+        self.policy = PolicyNetwork(w[-1], cfg.levels)
+        self.from_latent = conv_bn_relu(cfg.latent_channels, w[-1], 3, norm=norm)
+        self.channel_decoder = ModulatedResidualStack(w[-1], norm=norm)
         self.source_decoder = nn.Sequential(
-            up_bn_relu(c3, c2),
-            up_bn_relu(c2, c1),
+            *(up_bn_relu(a, b, norm=norm) for a, b in pairwise(w[::-1])),
             nn.ReflectionPad2d(2),
-            nn.Conv2d(c1, 3, 5),
+            nn.Conv2d(w[0], 3, 5),
             nn.Sigmoid(),
         )
 
@@ -173,25 +203,32 @@ class AdaptiveJSCC(nn.Module):
         on = one_hot.new_ones(one_hot.shape[0], self.cfg.always_on_groups)
         return torch.cat([on, thermometer(one_hot)], dim=1)
 
+    def plane_mask(self, group_mask: torch.Tensor) -> torch.Tensor:
+        """(B, P) mask of sent complex planes from a (B, G) group mask."""
+        return group_mask.repeat_interleave(self.cfg.planes_per_group, dim=1)
+
     def _encode(self, x: torch.Tensor, snr: torch.Tensor, level, temperature: float):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(x.shape)}")
-        feats = self.source_encoder(_pad_to_multiple(x))
+        feats = self.source_encoder(_pad_to_multiple(x, self.cfg.downsample))
         logits, one_hot = self.level_one_hot(feats, snr, level, temperature)
         latent = self.to_latent(self.channel_encoder(feats, snr))
         mask = self.group_mask(one_hot)
-        z = group_power_normalize(real_to_complex(latent)) * mask[:, :, None, None]
+        planes = self.plane_mask(mask)[:, :, None, None]
+        z = group_power_normalize(real_to_complex(latent)) * planes
         return z, one_hot, mask, logits
 
     def _decode(self, y: torch.Tensor, snr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        y = y * mask[:, :, None, None]
+        y = y * self.plane_mask(mask)[:, :, None, None]
         h = self.channel_decoder(self.from_latent(complex_to_real(y)), snr)
         return self.source_decoder(h)
 
     def rate(self, mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(B,) channel uses per source value for a group mask (B, G) and an H x W image."""
-        h, w = math.ceil(height / DOWNSAMPLE), math.ceil(width / DOWNSAMPLE)
-        return mask.detach().sum(1) * (h * w) / (3 * height * width)
+        d = self.cfg.downsample
+        h, w = math.ceil(height / d), math.ceil(width / d)
+        planes = mask.detach().sum(1) * self.cfg.planes_per_group
+        return planes * (h * w) / (3 * height * width)
 
     # --- public API -----------------------------------------------------------------------
 
@@ -218,9 +255,9 @@ class AdaptiveJSCC(nn.Module):
         return JSCCOutput(x_hat, one_hot.argmax(1), self.rate(mask, height, width), mask, logits)
 
     def encode(self, x: torch.Tensor, snr_db, level: int | torch.Tensor | None = None):
-        """Transmitter side: (symbols complex (B, G, h, w), level (B,) long, mask (B, G) bool).
+        """Transmitter side: (symbols complex (B, P, h, w), level (B,) long, mask (B, G) bool).
 
-        Symbols are at unit average energy over the sent groups; unsent groups are zero.
+        Symbols are at unit average energy over the sent planes; unsent planes are zero.
         """
         snr = _snr_tensor(snr_db, x.shape[0], x.device)
         z, one_hot, mask, _ = self._encode(x, snr, level, temperature=1.0)
@@ -229,10 +266,10 @@ class AdaptiveJSCC(nn.Module):
     def decode(
         self, y: torch.Tensor, snr_db, level, size: tuple[int, int] | None = None
     ) -> torch.Tensor:
-        """Receiver side: received symbols y complex (B, G, h, w) -> x_hat (B, 3, H, W).
+        """Receiver side: received symbols y complex (B, P, h, w) -> x_hat (B, 3, H, W).
 
-        level: int or (B,) tensor, the level the transmitter used (unsent groups are
-        ignored). size: (H, W) to crop to; default the padded size (4h, 4w).
+        level: int or (B,) tensor, the level the transmitter used (unsent planes are
+        ignored). size: (H, W) to crop to; default the padded size (D h, D w).
         """
         snr = _snr_tensor(snr_db, y.shape[0], y.device)
         lv = torch.as_tensor(level, dtype=torch.long, device=y.device).expand(y.shape[0])

@@ -14,6 +14,11 @@ decays by the same total amount over the run.
 
 The output folder holds ``last.pt`` (model + optimizer + RNG state, written atomically at
 the end of every epoch) and ``log.json``; rerunning the same command resumes from there.
+
+Under ``torchrun`` (WORLD_SIZE > 1) the run is data-parallel: each process wraps the model
+in DistributedDataParallel (gloo on CPU, nccl on CUDA), draws its own batches from a seed
+of (seed, rank, epoch), runs 1/WORLD_SIZE of the epoch's steps, and rank 0 alone writes
+the checkpoint and the log (whose batch statistics are rank 0's).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jscc.data import CropSampler, load_images
+from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
 
 CHECKPOINT = "last.pt"
@@ -58,6 +63,8 @@ class TrainConfig:
     snr_max: float = 20.0
     seed: int = 0
     steps_per_epoch: int = 0  # 0 = one pass over the data
+    photo_share: float = 0.0  # share of steps that train on crops of large photos
+    init: str = ""  # training checkpoint whose weights start a fresh run ("" = random)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -100,6 +107,7 @@ class EpochStats:
     frozen: bool
     steps: int
     seconds: float
+    cpu_seconds: float = 0.0  # process CPU time of the epoch, all threads
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -127,20 +135,41 @@ def set_frozen(model: AdaptiveJSCC, frozen: bool) -> None:
             p.requires_grad_(not frozen)
 
 
+def init_distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), world
+
+
 class Trainer:
-    """A resumable training run writing into ``out``."""
+    """A resumable training run writing into ``out`` (data-parallel under torchrun)."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, device: str = "cpu"):
         self.cfg = cfg
         self.out = Path(out)
+        self.rank, self.world = init_distributed(device)
+        if device.startswith("cuda") and self.world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         self.device = torch.device(device)
         self.model_cfg: JSCCConfig = get_config(cfg.model)
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = AdaptiveJSCC(self.model_cfg).to(self.device)
+        self.forward = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # the policy is unused in the warm-up, the encoder while frozen
+            self.forward = DistributedDataParallel(self.model, find_unused_parameters=True)
         self.opt = make_optimizer(self.model, cfg.lr)
         self.epoch = 0
         self.log: list[dict] = []
         self.rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
 
     # --- checkpoints -----------------------------------------------------------------------
 
@@ -166,13 +195,26 @@ class Trainer:
                         if r["epoch"] <= self.epoch]
         return True
 
+    def start_from(self, checkpoint: str | Path) -> None:
+        """Copy the model weights (not the optimizer) of another run's checkpoint."""
+        ckpt = torch.load(checkpoint, map_location=self.device, weights_only=False)
+        saved = ckpt.get("model_config")
+        # parsed, so that keys added since (with their defaults) do not count as a change
+        if saved is None or JSCCConfig.from_dict(saved) != self.model_cfg:
+            raise ValueError(f"{checkpoint} holds model {ckpt.get('model_config')}, this run "
+                             f"trains {self.model_cfg.to_dict()}")
+        self.model.load_state_dict(ckpt["model"])
+
     def save(self) -> None:
-        """Write last.pt and log.json atomically."""
+        """Write last.pt and log.json atomically (rank 0 only)."""
+        if self.rank:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         _atomic_save({
             "format": 1,
             "model_config": self.model_cfg.to_dict(),
             "train_config": asdict(self.cfg),
+            "world_size": self.world,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -180,11 +222,12 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
         }, self.out / CHECKPOINT)
         _atomic_json({"model_config": self.model_cfg.to_dict(), "train_config": asdict(self.cfg),
-                      "epochs": self.log}, self.out / LOG)
+                      "world_size": self.world, "epochs": self.log}, self.out / LOG)
 
     # --- training ------------------------------------------------------------------------
 
-    def run_epoch(self, sampler: CropSampler, progress: bool = True) -> EpochStats:
+    def run_epoch(self, sampler: CropSampler | MixedSampler,
+                  progress: bool = True) -> EpochStats:
         """Train one epoch, append its stats to the log, checkpoint, return the stats."""
         from tqdm import tqdm
 
@@ -195,16 +238,20 @@ class Trainer:
         levels = self.model_cfg.levels
         for group in self.opt.param_groups:
             group["lr"] = lr
+        if self.world > 1:
+            self.rng = np.random.default_rng([cfg.seed, self.rank, e])
         self.model.train()
         set_frozen(self.model, frozen)
         steps = sampler.steps_per_epoch(cfg.batch_size)
         if cfg.steps_per_epoch:
             steps = min(steps, cfg.steps_per_epoch)
+        steps = max(1, steps // self.world)
         sums = dict(loss=0.0, mse=0.0, psnr=0.0, rate=0.0)
         by_snr = {True: [0.0, 0], False: [0.0, 0]}
         mid = (cfg.snr_min + cfg.snr_max) / 2
-        start = time.perf_counter()
-        bar = tqdm(total=steps, desc=f"epoch {e + 1}/{cfg.epochs}", disable=not progress,
+        start, cpu_start = time.perf_counter(), time.process_time()
+        bar = tqdm(total=steps, desc=f"epoch {e + 1}/{cfg.epochs}",
+                   disable=not progress or self.rank > 0,
                    mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
         batches = sampler.batches(cfg.batch_size, self.rng)
         for _ in range(steps):
@@ -213,8 +260,8 @@ class Trainer:
             snr = (cfg.snr_min + (cfg.snr_max - cfg.snr_min) * u).to(self.device)
             forced = self.rng.random(x.shape[0]) < random_share
             lv = np.where(forced, self.rng.integers(0, levels, x.shape[0]), -1)
-            out = self.model(x, snr, level=torch.from_numpy(lv).to(self.device),
-                             temperature=tau)
+            out = self.forward(x, snr, level=torch.from_numpy(lv).to(self.device),
+                               temperature=tau)
             per_image = ((out.x_hat - x) ** 2).mean(dim=(1, 2, 3))
             mse = per_image.mean()
             loss = mse
@@ -248,31 +295,58 @@ class Trainer:
             rate_low_snr=by_snr[True][0] / max(by_snr[True][1], 1),
             rate_high_snr=by_snr[False][0] / max(by_snr[False][1], 1),
             warmup=warm, lr=lr, temperature=tau, frozen=frozen, steps=steps,
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
         )
         self.log.append(asdict(stats))
         self.save()
         return stats
 
-    def fit(self, sampler: CropSampler, progress: bool = True) -> list[dict]:
-        """Train from the current epoch to ``cfg.epochs``; returns the whole log."""
+    def fit(self, sampler: CropSampler | MixedSampler, progress: bool = True,
+            cpu_budget_s: float | None = None) -> list[dict]:
+        """Train from the current epoch to ``cfg.epochs``; returns the whole log.
+
+        cpu_budget_s: stop once the run's epochs (resumed ones included) have used this
+        much process CPU time, all threads (for equal-budget comparisons).
+        """
         while self.epoch < self.cfg.epochs:
+            used = sum(r.get("cpu_seconds", 0.0) for r in self.log)
+            if cpu_budget_s is not None and used >= cpu_budget_s:
+                break
             stats = self.run_epoch(sampler, progress)
-            print(json.dumps(asdict(stats)), flush=True)
+            if self.rank == 0:
+                print(json.dumps(asdict(stats)), flush=True)
         return self.log
 
 
+def make_sampler(cfg: TrainConfig, data: str | Path, photos: str | Path | None = None,
+                 cache_dir: str | Path | None = "runs/cache") -> MixedSampler:
+    """Training batches: ``cfg.crop`` crops of ``data``, mixed with crops of ``photos``
+    (a folder or zip of large photos) on a ``cfg.photo_share`` of the steps."""
+    small = CropSampler(load_images(data, cache_dir), cfg.crop)
+    if small.steps_per_epoch(cfg.batch_size) == 0:
+        raise ValueError(f"{data} holds {len(small)} images, fewer than one batch of "
+                         f"{cfg.batch_size}: lower --batch-size")
+    if cfg.photo_share and photos is None:
+        raise ValueError("a photo share above 0 needs --photos (a folder or zip of photos)")
+    big = None
+    if photos is not None and cfg.photo_share:
+        images = load_images(photos)
+        big = PhotoCropSampler(list(images), pixels=cfg.batch_size * cfg.crop * cfg.crop)
+    return MixedSampler(small, big, cfg.photo_share)
+
+
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, device: str = "cpu",
-          cache_dir: str | Path | None = "runs/cache", progress: bool = True) -> Trainer:
-    """Load the data, resume from ``out/last.pt`` if present, train to ``cfg.epochs``."""
+          cache_dir: str | Path | None = "runs/cache", progress: bool = True,
+          photos: str | Path | None = None) -> Trainer:
+    """Load the data, resume from ``out/last.pt`` if present (else start from the weights of
+    ``cfg.init`` when given), train to ``cfg.epochs``."""
     trainer = Trainer(cfg, out, device)
     if trainer.resume():
         print(f"resuming from {Path(out) / CHECKPOINT} after epoch {trainer.epoch}", flush=True)
+    elif cfg.init:
+        trainer.start_from(cfg.init)
+        print(f"starting from the weights of {cfg.init}", flush=True)
     if trainer.epoch >= cfg.epochs:
         return trainer
-    sampler = CropSampler(load_images(data, cache_dir), cfg.crop)
-    if sampler.steps_per_epoch(cfg.batch_size) == 0:
-        raise ValueError(f"{data} holds {len(sampler)} images, fewer than one batch of "
-                         f"{cfg.batch_size}: lower --batch-size")
-    trainer.fit(sampler, progress)
+    trainer.fit(make_sampler(cfg, data, photos, cache_dir), progress)
     return trainer

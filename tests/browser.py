@@ -1,6 +1,6 @@
 """Real headless Debian Chromium for the browser tests, kept on 127.0.0.1.
 
-Each scenario (``viewer``, ``camera``) runs as ``python tests/browser.py NAME`` and
+Each scenario (``viewer``, ``camera``, ``live``) runs as ``python tests/browser.py NAME`` and
 prints one JSON line with what it saw; ``run_scenario`` starts that process inside a
 loopback-only network namespace (``unshare -n``, lo brought up) when the machine
 allows it (root or user namespaces, and ``ip``), so the server and the browser share
@@ -174,7 +174,7 @@ async def scenario_viewer() -> dict:
     """The viewer plays a sample clip; the switch flips the receiver's state."""
     import numpy as np
 
-    from stream.viewer import FrameInfo, Viewer
+    from stream.net.viewer import FrameInfo, Viewer
 
     clip = sample_frames(45)
     switch = _Switch()
@@ -229,7 +229,7 @@ async def scenario_camera() -> dict:
     import numpy as np
 
     from jscc.metrics import psnr
-    from stream.browser_source import BrowserSource
+    from stream.net.browser_source import BrowserSource
 
     clip = sample_frames(60)
     folder = Path(tempfile.mkdtemp(prefix="semstream-y4m-"))
@@ -269,7 +269,125 @@ async def scenario_camera() -> dict:
     return result
 
 
-SCENARIOS = {"viewer": scenario_viewer, "camera": scenario_camera}
+async def _start_live(folder: Path, *options: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``semstream live`` on the sample clip in a loop, and the page address it prints."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stream.cli", "live", str(ROOT / "samples" / "asl-again.mkv"),
+        "--loop", "--view", "0", "--reports", str(folder), *options,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
+    log = []
+    while line := await asyncio.wait_for(process.stderr.readline(), 60):
+        log.append(line.decode(errors="replace"))
+        found = re.search(r"semstream live: open (http://\S+)", log[-1])
+        if found:
+            asyncio.ensure_future(_drain(process.stderr))
+            return process, found.group(1)
+    raise RuntimeError("semstream live ended before printing its address:\n" + "".join(log))
+
+
+async def _live_window(page, key: str, seconds: float) -> float | None:
+    """Mean of the page's live figure ``window[key]`` sampled over ``seconds``."""
+    values = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = await page.evaluate(f"(window.semstream.live || {{}}).window?.{key}")
+        if isinstance(value, int | float):
+            values.append(float(value))
+        await asyncio.sleep(0.25)
+    return sum(values) / len(values) if values else None
+
+
+async def _until(page, expression: str, timeout_s: float) -> float | None:
+    """Seconds until ``expression`` holds on the page (polled), or None on timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if await page.evaluate(expression):
+            return time.monotonic() - start
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def scenario_live() -> dict:
+    """``semstream live --original`` driven from its page: both panes play; the SNR
+    slider and the mode reach the sender; a bad request is refused; Ctrl-C writes both
+    reports."""
+    import numpy as np
+
+    folder = Path(tempfile.mkdtemp(prefix="semstream-live-"))
+    process, url = await _start_live(folder, "--original", "--snr", "20")
+    result: dict = {}
+    try:
+        async with browser_page() as page:
+            await page.set_viewport_size({"width": 1500, "height": 1250})
+            await page.goto(url)
+            await _wait_for(page, "window.semstream.presented >= 10 && "
+                                  "window.semstream.presentedOriginal >= 10", 45)
+            first = {k: np.array(await page.evaluate(f"window.semstream.thumbnail('{k}')"))
+                     for k in ("original", "rebuilt")}
+            counts = await page.evaluate("[window.semstream.presented, "
+                                         "window.semstream.presentedOriginal]")
+            await asyncio.sleep(1.0)
+            later = await page.evaluate("[window.semstream.presented, "
+                                        "window.semstream.presentedOriginal]")
+            result["presented_in_1s"] = [b - a for a, b in zip(counts, later, strict=True)]
+            result["pane_change"] = {
+                k: float(np.abs(np.array(await page.evaluate(
+                    f"window.semstream.thumbnail('{k}')")) - first[k]).mean())
+                for k in first}
+            await _wait_for(page, "window.semstream.controlsReady && "
+                                  "window.semstream.live.window.psnr != null", 20)
+            result["sender_snr_before"] = await page.evaluate(
+                "window.semstream.live.sender.snr_db")
+            result["psnr_before"] = await _live_window(page, "psnr", 1.5)
+            frames = "window.semstream.live.window.channel_uses_per_frame?.frames"
+            # the SNR slider to 0 dB, as a user drags it
+            await page.evaluate("""() => { const s = document.getElementById('snr');
+                s.value = '0'; s.dispatchEvent(new Event('input'));
+                s.dispatchEvent(new Event('change')); }""")
+            result["snr_reported_after_s"] = await _until(
+                page, "window.semstream.live.sender.snr_db === 0", 5)
+            result["psnr_lower_after_s"] = await _until(
+                page, f"window.semstream.live.window.psnr < {result['psnr_before']} - 1.0", 5)
+            result["psnr_after"] = await _live_window(page, "psnr", 1.0)
+            # the modes compared at the same SNR: the JSCC policy sends more at 0 dB than
+            # at 20 dB, which alone can outweigh what fg-latent saves
+            result["uses_proposed"] = await _live_window(page, "channel_uses_per_frame.frames",
+                                                         1.0)
+            await page.select_option("#mode", "fg-latent")
+            result["mode_reported_after_s"] = await _until(
+                page, "window.semstream.live.sender.mode === 'fg-latent'", 5)
+            await asyncio.sleep(1.5)  # a window of frames in the new mode
+            result["uses_fg_latent"] = await _live_window(page, "channel_uses_per_frame.frames",
+                                                          1.0)
+            result["frames_uses_now"] = await page.evaluate(frames)
+            refused = await page.evaluate("window.semstream.setControl({snr_db: 99})")
+            result["refused"] = {"status": refused["status"],
+                                 "shown": await page.evaluate("window.semstream.controlStatus")}
+            result["wrong_token_status"] = await page.evaluate("""async () => (await fetch(
+                '/control', {method: 'POST', headers: {'X-Semstream-Token': 'nope'},
+                body: JSON.stringify({snr_db: 5})})).status""")
+            await page.check("#overlay-box")
+            await asyncio.sleep(1.0)
+            result["page_pair"] = await page.evaluate("window.semstream.selectedPair()")
+            shot = os.environ.get("SEMSTREAM_SCREENSHOT")
+            if shot:
+                await page.screenshot(path=shot, full_page=True)
+        process.send_signal(2)  # Ctrl-C
+        result["exit_code"] = await asyncio.wait_for(process.wait(), 30)
+        for end in ("sender", "receiver"):
+            report = json.loads((folder / f"{end}.json").read_text())
+            result[end] = {k: report.get(k) for k in ("end_reason", "frames_read",
+                                                      "frames_delivered", "frames_dropped",
+                                                      "controls", "selected_pairs")}
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+SCENARIOS = {"viewer": scenario_viewer, "camera": scenario_camera, "live": scenario_live}
 
 if __name__ == "__main__":
     outcome = asyncio.run(SCENARIOS[sys.argv[1]]())

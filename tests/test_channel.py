@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,3 +100,36 @@ def test_capacity_and_bandwidth_helpers():
     assert ch.bandwidth_ratio(256, n) == pytest.approx(1 / 12)
     assert ch.side_info_channel_uses(33) == 33
     assert ch.side_info_channel_uses(33, bits_per_use=2) == 17
+
+
+def test_per_frame_fading_processes():
+    from scipy.special import j0
+
+    rng = np.random.default_rng(0)
+    iid = ch.rayleigh_per_frame(50_000, rng)
+    assert np.mean(np.abs(iid) ** 2) == pytest.approx(1.0, rel=0.03)
+    assert abs(np.mean(iid[1:] * iid[:-1].conj())) < 0.02  # independent frame to frame
+    first = ch.rayleigh_per_frame(5, np.random.default_rng(3))
+    assert np.array_equal(first, ch.rayleigh_per_frame(9, np.random.default_rng(3))[:5])
+    # Jakes: E|h|^2 = 1 and lag-1 correlation J0(2 pi f_D / fps), over many realisations
+    fps, fd = 30.0, ch.PEDESTRIAN_DOPPLER_HZ
+    runs = np.stack([ch.jakes_per_frame(40, fps, rng) for _ in range(400)])
+    assert np.mean(np.abs(runs) ** 2) == pytest.approx(1.0, rel=0.05)
+    lag1 = np.mean(runs[:, 1:] * runs[:, :-1].conj()).real
+    assert lag1 == pytest.approx(j0(2 * np.pi * fd / fps), abs=0.05)
+    with pytest.raises(ValueError, match="fps"):
+        ch.jakes_per_frame(3, 0.0, rng)
+
+
+def test_frame_channel_applies_the_frame_gain_and_its_own_snr():
+    g = torch.Generator().manual_seed(0)
+    z = torch.polar(torch.ones(1, 100_000), torch.rand(1, 100_000, generator=g) * 6.2832)
+    link = ch.FrameChannel(np.ones(3), snr_db=10.0)  # all-ones gains: AWGN at 10 dB
+    y = link(z, 30.0, g)  # the sender's belief (30 dB) does not change the noise
+    assert float(((y - z).abs() ** 2).mean()) == pytest.approx(0.1 / 1.1, rel=0.03)
+    fade = ch.FrameChannel(np.array([1.0, 0.1j]), snr_db=10.0)
+    fade.frame = 1
+    assert fade.power_gain == pytest.approx(0.01)
+    y = fade(z, 10.0, g)  # deep fade: MMSE output shrinks towards 0, error near 1/(1+0.1)
+    assert float((y.abs() ** 2).mean()) < 0.2
+    assert float(((y - z).abs() ** 2).mean()) == pytest.approx(1 / 1.1, rel=0.05)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from jscc.digital.budget import bit_budget
+from jscc.digital.h264 import FrameLink, H264Config, h264_baseline, shown_frames
 from jscc.metrics import psnr
-from jscc.separation import bit_budget
-from stream.basestation_experiment import BaseStationConfig, run_basestation
-from stream.h264_baseline import H264Config, h264_baseline, shown_frames
+from stream.experiments.basestation import BaseStationConfig, run_basestation
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,10 @@ def test_h264_fits_its_budget(frames, rule):
 
 def test_h264_mcs_cliff_below_threshold(frames):
     uses = 8 * 40000
-    above = h264_baseline(frames, 30.0, uses, -6.0, H264Config(rule="mcs"))
-    below = h264_baseline(frames, 30.0, uses, -7.0, H264Config(rule="mcs"))
-    capacity = h264_baseline(frames, 30.0, uses, -7.0, H264Config(rule="capacity"))
+    # the MCS is picked 1 dB below the SNR (the one margin rule): the cliff is at -5.7 dB
+    above = h264_baseline(frames, 30.0, uses, -5.5, H264Config(rule="mcs"))
+    below = h264_baseline(frames, 30.0, uses, -6.0, H264Config(rule="mcs"))
+    capacity = h264_baseline(frames, 30.0, uses, -6.0, H264Config(rule="capacity"))
     assert above["fit"] and above["frames_lost"] == 0
     assert not below["fit"] and below["frames_lost"] == 8 and below["budget_bits"] == 0
     grey = np.full_like(frames[0], 128)
@@ -44,6 +45,29 @@ def test_h264_mcs_cliff_below_threshold(frames):
 def test_h264_budget_too_small_loses_everything(frames):
     r = h264_baseline(frames, 30.0, 50, 20.0, H264Config())
     assert not r["fit"] and r["frames_lost"] == 8 and r["bits"] == 0
+
+
+def test_outdated_channel_knowledge_loses_frames_and_asks_for_keyframes(frames):
+    """With a FrameLink the sender codes each frame for the SNR it expects; a frame whose
+    realised SNR falls below that scheme's threshold is lost, later frames freeze until the
+    keyframe the receiver asks for (2 frames later) or the periodic one."""
+    n, uses = len(frames), 8 * 6000
+    expected = np.full(n, 10.0)
+    realised = expected.copy()
+    realised[2] = 3.0  # a fade the sender did not see coming
+    r = h264_baseline(frames, 30.0, uses, 10.0, H264Config(rule="mcs"),
+                      FrameLink(expected, realised))
+    assert r["fit"] and r["frames_lost"] == 1
+    assert [x["frozen"] for x in r["rows"]] == [False, False, True, True, False, False, False,
+                                                False]
+    assert r["frames_frozen"] == 2 and r["psnr_p5"] < r["psnr_mean"]
+    steady = h264_baseline(frames, 30.0, uses, 10.0, H264Config(rule="mcs"),
+                           FrameLink(expected, expected))
+    assert steady["frames_frozen"] == 0 and steady["psnr_mean"] > r["psnr_mean"]
+    no_feedback = h264_baseline(frames, 30.0, uses, 10.0,
+                                H264Config(rule="mcs", feedback_delay=None),
+                                FrameLink(expected, realised))
+    assert no_feedback["frames_frozen"] == n - 2  # frozen to the end: gop is 30 frames
 
 
 def test_loss_rule_freezes_until_keyframe():

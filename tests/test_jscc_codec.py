@@ -53,8 +53,8 @@ def test_transmission_holds_exactly_the_sent_symbols(codec, frames):
     tx = codec.encode(image, snr_db=10.0)
     assert isinstance(tx, Transmission)
     assert tx.symbols.dtype == np.complex64 and tx.symbols.ndim == 1
-    assert tx.latent_hw == (17, 21) and tx.groups_sent == 4 + tx.level
-    assert tx.channel_uses == tx.groups_sent * 17 * 21 == tx.symbols.size
+    assert tx.latent_hw == (17, 21) and tx.planes_sent == 4 + tx.level
+    assert tx.channel_uses == tx.planes_sent * 17 * 21 == tx.symbols.size
     assert tx.source_values == 3 * 65 * 83
     assert tx.rate == pytest.approx(tx.channel_uses / tx.source_values)
     assert np.mean(np.abs(tx.symbols) ** 2) == pytest.approx(1.0, abs=1e-4)

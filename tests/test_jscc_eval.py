@@ -11,9 +11,9 @@ import torch
 
 import jscc
 from jscc.channel import ChannelConfig
+from jscc.digital.separation import SeparationConfig
 from jscc.evaluate import EvalConfig, evaluate, fit_size, load_eval_images, subset_indices
 from jscc.model import CONFIGS, AdaptiveJSCC
-from jscc.separation import SeparationConfig
 from stream.cli import main
 
 SHIPPED_EDGE = Path(jscc.__file__).parent / "weights" / "edge.pt"

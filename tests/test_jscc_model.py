@@ -29,10 +29,33 @@ def model() -> AdaptiveJSCC:
 
 def test_presets_have_the_documented_shape():
     assert CONFIGS["paper"].widths == (64, 128, 256)
+    assert (CONFIGS["paper"].latent_channels, CONFIGS["paper"].downsample) == (16, 4)
     for cfg in CONFIGS.values():
-        assert (cfg.latent_channels, cfg.groups, cfg.always_on_groups, cfg.levels) == (16, 8, 4, 5)
+        assert (cfg.groups, cfg.always_on_groups, cfg.levels) == (8, 4, 5)
+        # every preset spans 1/12 .. 1/6 channel uses per source value
+        assert cfg.latent_channels == 16 * (cfg.downsample // 4) ** 2
     with pytest.raises(ValueError, match="unknown JSCC config"):
         get_config("huge")
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_preset_sends_1_12_to_1_6_and_keeps_the_size(name):
+    torch.manual_seed(0)
+    m = AdaptiveJSCC(get_config(name)).eval()
+    x = torch.rand(2, 3, 37, 45)
+    with torch.no_grad():
+        low, high = m(x, 10.0, level=0), m(x, 10.0, level=4)
+    assert low.x_hat.shape == x.shape
+    d = m.cfg.downsample
+    cells = -(-37 // d) * -(-45 // d)
+    planes = m.cfg.latent_channels // 2
+    torch.testing.assert_close(low.rate, torch.full((2,), planes / 2 * cells / (3 * 37 * 45)))
+    torch.testing.assert_close(high.rate, 2 * low.rate)
+    z, level, mask = m.encode(x, 10.0, level=2)
+    sent = m.cfg.planes_sent(2)
+    assert (z[:, sent:] == 0).all() and (z[:, :sent] != 0).any()
+    energy = (z[:, :sent].abs() ** 2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(energy, torch.ones(2), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("h,w", [(33, 47), (5, 3), (32, 32), (18, 64)])

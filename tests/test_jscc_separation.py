@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 
 from jscc.channel import ChannelConfig
-from jscc.image_codecs import CODECS, HEVC, JPEG, WEBP, hevc_coded_shape
-from jscc.mcs import LTE_CQI, spectral_efficiency
+from jscc.digital.budget import MCS_MARGIN_DB, bit_budget, bits_per_use, decodes, fading_gains
+from jscc.digital.image_codecs import CODECS, GREY, HEVC, JPEG, WEBP, RateSearch, hevc_coded_shape
+from jscc.digital.mcs import LTE_CQI, spectral_efficiency
+from jscc.digital.separation import SeparationConfig, separation_baseline
 from jscc.metrics import psnr
-from jscc.separation import (
-    GREY,
-    RateSearch,
-    SeparationConfig,
-    bit_budget,
-    fading_gains,
-    separation_baseline,
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def test_capacity_budget_formula():
 
 def test_mcs_budget_has_a_cliff_and_stays_below_capacity():
     lowest = LTE_CQI[0].min_snr_db
-    assert bit_budget(1000, lowest - 0.1, "mcs") == 0
+    assert bit_budget(1000, lowest + MCS_MARGIN_DB - 0.1, "mcs") == 0
     assert spectral_efficiency(lowest) == pytest.approx(LTE_CQI[0].efficiency)
     snrs = np.linspace(-10, 30, 81)
     eff = spectral_efficiency(snrs)
@@ -53,6 +47,19 @@ def test_mcs_budget_has_a_cliff_and_stays_below_capacity():
     assert np.all(eff < np.log2(1 + 10 ** (snrs / 10)))
     for snr in (0, 5, 10, 15, 20):
         assert bit_budget(512, snr, "mcs") < bit_budget(512, snr, "capacity")
+
+
+def test_one_margin_rule_for_every_digital_link():
+    """Every digital link picks its MCS MCS_MARGIN_DB below the SNR it expects, and a block
+    is lost when the SNR the channel realises falls below the threshold of that scheme."""
+    for entry in LTE_CQI[:-1]:
+        at = entry.min_snr_db + MCS_MARGIN_DB + 1e-9
+        assert bits_per_use(at, "mcs") == pytest.approx(entry.efficiency)
+        assert bits_per_use(at - 0.05, "mcs") < entry.efficiency
+        assert decodes(entry.efficiency, entry.min_snr_db, "mcs")
+        assert not decodes(entry.efficiency, entry.min_snr_db - 0.05, "mcs")
+    assert decodes(1.0, 0.0, "capacity") and not decodes(1.01, 0.0, "capacity")
+    assert not decodes(0.0, 30.0, "mcs")  # nothing sent, nothing arrives
 
 
 def test_rayleigh_budget_uses_the_realised_gains():
@@ -122,3 +129,20 @@ def test_baseline_summary_per_snr(tiles):
         SeparationConfig(codecs=("jpeg2000",))
     with pytest.raises(ValueError, match="one count per image"):
         separation_baseline(tiles, snrs, uses[:2])
+
+
+@pytest.mark.parametrize("name", ["jpeg", "webp", "hevc", "hevc444"])
+def test_payload_counting_leaves_out_only_session_headers(name, tiles):
+    codec = CODECS[name]
+    image = tiles[0][:32, :32]
+    data = codec.encode(image, codec.settings[len(codec.settings) // 2])
+    payload = codec.payload_bytes(data)
+    # headers are real but a minor part; the image data itself is always charged
+    assert 0.4 * len(data) < payload < len(data)
+    every, per_image = RateSearch(codec, image), RateSearch(codec, image, "payload")
+    assert per_image.bits(5) == 8 * codec.payload_bytes(every.data(5)) < every.bits(5)
+    # a budget between the two sizes fits only when counting the payload
+    budget = (per_image.bits(5) + every.bits(5)) // 2
+    assert per_image.largest_fitting(budget) >= 5 > (every.largest_fitting(budget) or -1)
+    with pytest.raises(ValueError, match="unknown counting"):
+        RateSearch(codec, image, "some")

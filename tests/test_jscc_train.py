@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from jscc.data import CropSampler, load_images
+from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
+from jscc.export import load_checkpoint_model
 from jscc.model import AdaptiveJSCC, JSCCConfig
-from jscc.train import TrainConfig, Trainer, make_optimizer, train
+from jscc.train import TrainConfig, Trainer, make_optimizer, make_sampler, train
 from stream.cli import main
 
 torch.set_num_threads(2)
@@ -158,3 +162,64 @@ def test_warmup_trains_every_level_and_leaves_the_policy_alone(image_zip, tmp_pa
     assert stats.warmup
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.policy.parameters(),
                                                  strict=True))
+
+
+def test_photo_crops_mix_in_at_the_same_pixel_count(samples):
+    rng = np.random.default_rng(0)
+    photos = list(load_images(samples / "cronkite"))  # 256 x 256 real frames
+    big = PhotoCropSampler(photos, pixels=16 * 32 * 32, sides=(64, 128), zoom=(0.5, 1.0))
+    for _ in range(6):
+        b = big.batch(rng)
+        side = b.shape[-1]
+        assert b.shape == (16 * 32 * 32 // side**2, 3, side, side) and side in (64, 128)
+        assert b.dtype == np.float32 and 0 <= b.min() and b.max() <= 1
+    small = CropSampler(photos, 32)
+    mixed = MixedSampler(small, big, photo_share=0.5)
+    assert mixed.steps_per_epoch(4) == 2 * small.steps_per_epoch(4)
+    batches = mixed.batches(4, rng)
+    sides = [next(batches).shape[-1] for _ in range(40)]
+    assert 32 in sides and {64, 128} & set(sides)
+    with pytest.raises(ValueError, match="smaller than the largest crop side"):
+        PhotoCropSampler(photos, 1024, sides=(300,))
+    with pytest.raises(ValueError, match=r"needs --photos"):
+        make_sampler(tiny(photo_share=0.3), samples / "cronkite")
+
+
+def test_cpu_budget_stops_an_equal_budget_run(image_zip, tmp_path):
+    trainer = Trainer(tiny(epochs=50), tmp_path / "budget")
+    sampler = CropSampler(load_images(image_zip), 32)
+    trainer.fit(sampler, progress=False, cpu_budget_s=1e-9)
+    assert trainer.epoch == 1 and trainer.log[0]["cpu_seconds"] > 0
+    again = Trainer(tiny(epochs=50), tmp_path / "budget")
+    again.resume()
+    again.fit(sampler, progress=False, cpu_budget_s=1e-9)  # the resumed budget is spent
+    assert again.epoch == 1
+
+
+def test_torchrun_trains_data_parallel_on_two_cpu_processes(image_zip, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           "2", "-m", "stream.cli", "jscc", "train", "--data", str(image_zip), "--epochs", "2",
+           "--batch-size", "4", "--steps-per-epoch", "4", "--threads", "1", "--cache", "",
+           "--no-progress", "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = json.loads((out / "log.json").read_text())
+    assert log["world_size"] == 2
+    # each of the two processes ran half of the epoch's 4 steps
+    assert [r["steps"] for r in log["epochs"]] == [2, 2]
+    model, _ = load_checkpoint_model(out / "last.pt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_new_run_can_start_from_another_runs_weights(image_zip, tmp_path):
+    first = train(tiny(epochs=1), image_zip, tmp_path / "a", cache_dir=None, progress=False)
+    second = Trainer(tiny(epochs=1, init=str(tmp_path / "a" / "last.pt")), tmp_path / "b")
+    second.start_from(second.cfg.init)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    other = Trainer(tiny(epochs=1, model="x8"), tmp_path / "c")
+    with pytest.raises(ValueError, match="holds model"):
+        other.start_from(tmp_path / "a" / "last.pt")

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
+from stream.basestation import DIRECT, KEY, NOT_SENT, Cell, User, required_power, schedule
 from stream.cli import main
-from stream.scheduler import DIRECT, KEY, NOT_SENT, Cell, User, required_power, schedule
 
 
 def brute_force(cell: Cell, users: list[User], step: float) -> float:
@@ -120,7 +120,7 @@ def test_cli_missing_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("seed", range(10))
 def test_dp_is_never_worse_than_the_baselines(seed):
-    from stream.scheduler import direct_only_schedule, greedy_schedule
+    from stream.basestation import direct_only_schedule, greedy_schedule
 
     cell, users = random_instance(random.Random(100 + seed), 8)
     dp = schedule(cell, users, cell.P_max / 2000)

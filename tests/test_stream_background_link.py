@@ -4,6 +4,7 @@ and the decoder's refusal of malformed or hostile payloads."""
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from jscc.channel import ChannelConfig
+from jscc.digital import background_link as bl
+from jscc.digital.budget import MCS_MARGIN_DB, bit_budget
+from jscc.digital.mcs import spectral_efficiency
 from jscc.metrics import psnr
-from jscc.separation import bit_budget
-from stream import background_link as bl
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,9 @@ def test_background_fits_its_budget_and_round_trips(frame):
     uses = frame.size // 12
     coded = bl.code_background(frame, 10.0, uses, ("jpeg", "webp"))
     assert coded is not None and coded.codec in ("jpeg", "webp")
-    assert 8 * len(coded.data) <= bit_budget(uses, 9.0, "mcs")  # 1 dB margin
+    # the one margin rule of every digital link: MCS picked 1 dB below the SNR
+    assert 8 * len(coded.data) <= bit_budget(uses, 10.0, "mcs") \
+        == math.floor(uses * spectral_efficiency(10.0 - MCS_MARGIN_DB))
     assert 0 < coded.channel_uses <= uses
     data = bl.pack(coded)
     assert bl.channel_uses(data) == coded.channel_uses

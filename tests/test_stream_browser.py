@@ -16,9 +16,9 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from jscc.metrics import psnr
-from stream import loopback
-from stream.browser_source import BrowserSource
-from stream.viewer import FrameInfo, SentLog, Viewer
+from stream.net import loopback
+from stream.net.browser_source import BrowserSource
+from stream.net.viewer import FrameInfo, SentLog, Viewer
 from tests import browser
 
 needs_chromium = pytest.mark.skipif(browser.playwright_missing() is not None,
@@ -196,3 +196,25 @@ def test_browser_source_takes_a_track_from_an_aiortc_peer() -> None:
 
     asyncio.run(scenario())
 
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_live_demo_plays_and_obeys_its_page() -> None:
+    result = browser.run_scenario("live", timeout_s=150)
+    assert min(result["presented_in_1s"]) >= 1, result       # both panes advance
+    assert min(result["pane_change"].values()) > 0.3, result  # and the pictures move
+    assert result["sender_snr_before"] == 20
+    assert result["snr_reported_after_s"] is not None and result["snr_reported_after_s"] < 2
+    assert result["psnr_lower_after_s"] is not None and result["psnr_lower_after_s"] < 2, result
+    assert result["mode_reported_after_s"] is not None, result
+    assert result["uses_fg_latent"] < result["uses_proposed"], result
+    assert result["refused"]["status"] == 400 and "SNR" in result["refused"]["shown"]
+    assert result["wrong_token_status"] == 403
+    assert result["page_pair"] == LOOPBACK, result
+    assert result["exit_code"] == 0, result                  # Ctrl-C ends it cleanly
+    for end in ("sender", "receiver"):
+        assert result[end]["end_reason"] == "bye", result
+        assert all(local[0] == remote[0] == "127.0.0.1"
+                   for local, remote in result[end]["selected_pairs"])
+    assert result["sender"]["controls"] == {"applied": 2, "refused": 0}

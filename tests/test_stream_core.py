@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from jscc.metrics import psnr
-from stream import wire
-from stream.accounting import AccountingError, FrameLedger, frame_side_bits
-from stream.config import ReceiverConfig, SenderConfig
-from stream.frames import Frame
-from stream.receiver import ReceiverCore
-from stream.sender import LIBRARY_FLAG, SenderCore
+from stream.core import wire
+from stream.core.accounting import AccountingError, FrameLedger, frame_side_bits
+from stream.core.config import ReceiverConfig, SenderConfig
+from stream.core.frames import Frame
+from stream.core.receiver import ReceiverCore
+from stream.core.sender import LIBRARY_FLAG, SenderCore
 from tests.conftest import require_model
 
 SIZE = (192, 144)  # frames are scaled down to this (w, h): JSCC work stays small on 2 cores
@@ -207,9 +207,11 @@ def test_corrupt_messages_are_counted_not_fatal(asl, codec):
                           crop_shape=SIZE[::-1], latent_shape=(4, 36, 48),
                           symbols=np.zeros(10, np.complex64))
     assert receiver.compose(receiver.decode(wrong)) == []
-    receiver.finish(3, {"backpressure": 1})
-    assert receiver.ledger.dropped == {"no-background": 1, "bad-frame": 1,
+    receiver.finish(3, wire.Bye(3, 0, {"backpressure": 1}))
+    assert receiver.ledger.dropped == {"no-background": 1, "bad-symbol-count": 1,
                                        "sender:backpressure": 1}
+    assert receiver.rejected == {"bad-background": 1, "no-background": 1,
+                                 "bad-symbol-count": 1}
     assert receiver.ledger.unaccounted(3) == 0
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
 
-from stream import loopback, wire
-from stream.peer import PeerOptions, ReceiverEndpoint, SenderEndpoint
-from stream.signaling import AuthError, SignalingError, post_offer
+from stream.core import wire
+from stream.net import loopback
+from stream.net.peer import PeerOptions, ReceiverEndpoint, SenderEndpoint
+from stream.net.signaling import AuthError, SignalingError, post_offer
 
 TOKEN = "s3cret-token"
 PARAMS = wire.SessionParams(640, 480, 30.0, skip=2, model="test", segmenter="selfie")
@@ -163,8 +164,8 @@ def test_peer_closing_abruptly_ends_the_other_side() -> None:
 
 KILLED_SENDER = """
 import asyncio, sys
-from stream import wire
-from stream.peer import PeerOptions, SenderEndpoint
+from stream.core import wire
+from stream.net.peer import PeerOptions, SenderEndpoint
 
 async def main():
     sender = SenderEndpoint("127.0.0.1", int(sys.argv[1]), sys.argv[2],

@@ -9,18 +9,18 @@ import time
 import numpy as np
 import pytest
 
-from stream.config import PipelineConfig
-from stream.frames import Frame
-from stream.pipeline import Pipeline, Stage
-from stream.receiver import OutputFrame
-from stream.sinks import VideoFileSink
-from stream.sources import (
+from stream.core.config import PipelineConfig
+from stream.core.frames import Frame
+from stream.core.pipeline import Pipeline, Stage
+from stream.core.receiver import OutputFrame
+from stream.core.sinks import VideoFileSink
+from stream.core.sources import (
     ImageFolderSource,
     SourceError,
     VideoFileSource,
     WebcamSource,
-    open_source,
 )
+from stream.net.live import open_source
 
 
 async def _items(n: int, period: float = 0.0):

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import wire
-from stream.wire import (
+from stream.core import wire
+from stream.core.wire import (
     Background,
     BackgroundKind,
     Bye,
@@ -119,7 +119,7 @@ def test_rejections_have_reason_codes() -> None:
     assert _error([one[:-1]]) == "truncated"
     assert _error([one + b"x"]) == "trailing"
     assert _error([b"XXXX" + one[4:]]) == "bad_magic"
-    assert _error([_header(one, version=2)]) == "bad_version"
+    assert _error([_header(one, version=wire.VERSION + 1)]) == "bad_version"
     assert _error([_header(one, kind=99)]) == "unknown_type"
     assert _error([_header(one, count=60_000)]) == "oversized"
     assert _error([big[0], big[2]]) == "chunk_order"
@@ -195,3 +195,15 @@ def test_fuzz_mutated_packets(which: int, flips: list[tuple[int, int]], cut: int
         unpacker.feed(packet)
     except WireError as exc:
         assert exc.reason in wire.REASONS
+
+
+def test_bye_runs_round_trip_and_are_bounded() -> None:
+    bye = Bye(9, 5, {"backpressure": 3, "late:encode": 1},
+              {"backpressure": ((1, 2), (6, 1))})
+    assert _roundtrip([bye]) == [bye]
+    with pytest.raises(ValueError, match="does not count"):
+        Packer().pack(Bye(1, 0, {}, {"x": ((0, 1),)}))
+    with pytest.raises(ValueError, match="runs"):
+        Packer().pack(Bye(1, 0, {"x": 1}, {"x": ((0, 1),) * (wire.MAX_DROP_RUNS + 1)}))
+    more = struct.pack("!IIB", 9, 5, 1) + bytes([1]) + b"x" + struct.pack("!IHII", 1, 1, 0, 5)
+    assert _error([_packet(wire.MsgType.BYE, more)]) == "bad_field"  # 5 listed, 1 counted
