@@ -1,0 +1,124 @@
+"""Issue 15's rate targets for temporal coding: what it buys against plain proposed mode.
+
+For each clip and SNR (AWGN), the offline chain of ``semstream run``
+(``stream.experiments.run``) runs once in plain proposed mode, which gives U, its channel
+uses per frame for the crops' symbols and side information (backgrounds apart), and then
+with temporal coding at budgets of ``f * U`` per frame for each fraction f of
+``--fractions``. Targets (issue 15): at f = 1/2 (and 1/4, the moonshot) whole-frame and
+foreground PSNR at least plain proposed's; at f = 1, +2 dB whole-frame PSNR. Backgrounds
+are sent the same way in both (same digital link, same segment logic), so their channel
+uses are reported but not budgeted. The clips are the ASL samples of the sweep; nothing is
+tuned on them (TemporalConfig's defaults). Usage:
+``nice -n 5 .venv/bin/python bench/bench_temporal_tradeoff.py
+--json docs/results/stream/temporal-tradeoff.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jsonreport import emit  # noqa: E402
+
+from stream.core.config import ReceiverConfig, SenderConfig, TemporalConfig  # noqa: E402
+from stream.experiments import run  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+CLIPS = ("asl-again.mkv", "asl-help.mkv", "asl-please.mkv", "asl-walk.mkv", "asl-yes.mkv")
+
+
+def frame_uses(report: dict) -> float:
+    """Channel uses per frame of a run's crops and side information (backgrounds apart)."""
+    uses = report["channel_uses"]
+    return (uses["frames"] + uses["side_info"]) / report["frames"]
+
+
+def one_run(video: Path, snr: float, frames: int, temporal: TemporalConfig | None) -> dict:
+    """The figures of one offline run of ``video`` at ``snr`` dB (AWGN)."""
+    config = run.RunConfig(
+        sender=SenderConfig(snr_db=snr, channel="awgn", mode="proposed", temporal=temporal,
+                            device="cpu"),
+        receiver=ReceiverConfig(interp="off", device="cpu"), max_frames=frames)
+    report = run.run_video(video, config)
+    return {"psnr": round(report["psnr_mean"], 3), "psnr_fg": round(report["psnr_fg_mean"], 3),
+            "frame_uses_per_frame": round(frame_uses(report), 1),
+            "channel_uses_per_frame": round(report["channel_uses_per_frame"], 1),
+            "frames_delivered": report["frames_delivered"], "frames": report["frames"]}
+
+
+def summarise(points: list[dict], fractions: list[float]) -> list[dict]:
+    """Per budget fraction: mean PSNR differences (temporal - plain, dB) over the points,
+    the worst point, and the mean ratio of channel uses (all, backgrounds included)."""
+    out = []
+    for f in fractions:
+        runs = [(p["plain"], p["temporal"][str(f)]) for p in points]
+        d = [t["psnr"] - b["psnr"] for b, t in runs]
+        dfg = [t["psnr_fg"] - b["psnr_fg"] for b, t in runs]
+        out.append({"fraction": f,
+                    "psnr_gain_mean_db": round(statistics.fmean(d), 3),
+                    "psnr_gain_min_db": round(min(d), 3),
+                    "psnr_fg_gain_mean_db": round(statistics.fmean(dfg), 3),
+                    "psnr_fg_gain_min_db": round(min(dfg), 3),
+                    "channel_uses_ratio_mean": round(statistics.fmean(
+                        t["channel_uses_per_frame"] / b["channel_uses_per_frame"]
+                        for b, t in runs), 3)})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clips", default=",".join(CLIPS), help="sample clips, comma-separated")
+    p.add_argument("--snrs", default="0,10,20", help="dB, comma-separated")
+    p.add_argument("--fractions", default="1,0.5,0.25",
+                   help="temporal budgets as fractions of plain proposed's frame uses")
+    p.add_argument("--frames", type=int, default=60, help="frames per clip (the sweep's)")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+
+    fractions = [float(f) for f in args.fractions.split(",")]
+    load, started, points = os.getloadavg(), time.perf_counter(), []
+    for clip in args.clips.split(","):
+        for snr in (float(s) for s in args.snrs.split(",")):
+            plain = one_run(SAMPLES / clip, snr, args.frames, None)
+            budget = plain["frame_uses_per_frame"]
+            temporal = {str(f): one_run(SAMPLES / clip, snr, args.frames,
+                                        TemporalConfig(budget=f * budget))
+                        for f in fractions}
+            points.append({"clip": clip, "snr_db": snr, "plain": plain, "temporal": temporal})
+            print(f"{clip} {snr:g} dB: plain {plain['psnr']:.2f} dB, temporal "
+                  + ", ".join(f"{f:g}U {t['psnr']:.2f}" for f, t in zip(
+                      fractions, temporal.values(), strict=True)), file=sys.stderr)
+    summary = summarise(points, fractions)
+    half = next((s for s in summary if s["fraction"] == 0.5), None)
+    full = next((s for s in summary if s["fraction"] == 1.0), None)
+    emit({
+        "bench": "temporal-tradeoff",
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "channel": "awgn", "frames_per_clip": args.frames,
+        "temporal_config": {"threshold": TemporalConfig.threshold,
+                            "drift_weight": TemporalConfig.drift_weight,
+                            "refresh": TemporalConfig.refresh},
+        "summary": summary,
+        "targets": {
+            "half_uses_no_loss": None if half is None else {
+                "target": "at 1/2 of plain's frame uses, PSNR and fg PSNR >= plain's at every "
+                          "point", "met": half["psnr_gain_min_db"] >= 0
+                and half["psnr_fg_gain_min_db"] >= 0},
+            "plus_2_db_at_equal_uses": None if full is None else {
+                "target": "at plain's frame uses, mean whole-frame PSNR >= plain's + 2 dB",
+                "met": full["psnr_gain_mean_db"] >= 2.0}},
+        "points": points,
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_average_at_start": [round(v, 2) for v in load], "cpu_count": os.cpu_count(),
+    }, args.json)
+
+
+if __name__ == "__main__":
+    main()
