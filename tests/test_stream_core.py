@@ -289,3 +289,46 @@ def test_below_the_mcs_cliff_the_background_goes_through_jscc(asl, codec):
         sender2.close()
     assert first.messages[0].kind == wire.BackgroundKind.JSCC
     assert np.mean([psnr(f.image, out[f.index].image) for f in asl[:3]]) > 15
+
+
+def test_a_crop_that_is_the_whole_frame_is_sent_direct(samples, codec):
+    """carphone: the head fills the 176x144 frame, so key mode would pay for the crop and
+    a background too; the sender sends those frames whole and no background at all."""
+    frames = _frames(samples / "carphone.mp4", 6, size=None)
+    sender, receiver, out, _ = _chain(frames, SenderConfig(snr_db=5, max_pixels=SMALL), codec)
+    assert sender.ledger.modes["direct"] == 6 and sender.ledger.background_updates == 0
+    d_sender, *_ = _chain(frames, SenderConfig(snr_db=5, mode="direct", max_pixels=SMALL),
+                          codec)
+    assert sender.ledger.total == d_sender.ledger.total
+    assert receiver.ledger.delivered == 6 and {o.mode for o in out.values()} == {"direct"}
+    with pytest.raises(ValueError, match="direct_above"):
+        SenderConfig(direct_above=0.0)
+
+
+def test_a_held_background_goes_with_the_next_key_frame(asl, codec):
+    """Frames sent whole owe the receiver the segment's background; the first key frame
+    after them carries it, so no key frame is dropped for want of a background."""
+    from dataclasses import replace
+
+    cfg = SenderConfig(snr_db=10, max_pixels=SMALL, direct_above=0.01)  # every crop: direct
+    sender = SenderCore(cfg, codec)
+    receiver = ReceiverCore(ReceiverConfig(interp="off"), codec)
+    h, w = asl[0].image.shape[:2]
+    receiver.start(wire.SessionParams(w, h, 30.0, 0))
+    outs = []
+    try:
+        for i, frame in enumerate(asl[:6]):
+            if i == 3:
+                sender.reconfigure(replace(cfg, direct_above=None))
+            out = sender.encode(sender.analyse(frame))
+            outs.append(out)
+            for msg in out.messages:
+                receiver.compose(receiver.decode(msg))
+    finally:
+        sender.close()
+    assert [o.analysis.mode for o in outs] == [wire.Mode.DIRECT] * 3 + [wire.Mode.KEY] * 3
+    assert not any(isinstance(m, wire.Background) for o in outs[:3] for m in o.messages)
+    assert isinstance(outs[3].messages[0], wire.Background)
+    assert sender.ledger.background_updates == 1
+    receiver.finish(6)
+    assert receiver.ledger.delivered == 6 and not receiver.ledger.dropped

@@ -37,7 +37,8 @@ def test_run_report_schema_and_determinism(tmp_path, samples):
     assert KEYS <= set(a)
     assert a["frames"] == 6 and a["frames_delivered"] == 6 and a["frames_dropped"] == {}
     assert a["frames_unaccounted"] == 0
-    assert set(a["modes"]) == {"key", "direct", "skip"} and a["modes"]["key"] == 6
+    # carphone's head fills the frame: key mode sends those frames whole (direct_above)
+    assert set(a["modes"]) == {"key", "direct", "skip"} and a["modes"]["direct"] == 6
     assert a["source_values_total"] == 6 * 176 * 144 * 3
     assert a["channel_uses_per_frame"] == pytest.approx(a["channel_uses_total"] / 6)
     assert 15 < a["psnr_mean"] < 60 and 0 < a["ssim_mean"] <= 1

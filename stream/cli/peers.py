@@ -42,6 +42,10 @@ def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
                    help="send only the latent positions inside the foreground mask")
     p.add_argument("--fg-margin", type=int, default=8, metavar="PX",
                    help="with --fg-latent: grow the mask by PX pixels first (default 8)")
+    p.add_argument("--direct-above", type=float, default=SenderConfig.direct_above,
+                   metavar="FRACTION",
+                   help="proposed mode: send a frame whole when its crop box covers at least "
+                        f"this fraction of it (default {SenderConfig.direct_above:g})")
     p.add_argument("--temporal", choices=("on", "off"), default="off",
                    help="proposed mode: send only the latent cells of the crop that changed "
                         "and refine still ones at the receiver (default off)")
@@ -95,6 +99,7 @@ def _sender_config(args: argparse.Namespace, mode: str = "proposed"):
     return SenderConfig(snr_db=args.snr, channel=args.channel, mode=mode,
                         segmenter=args.segmenter, skip=args.skip, library=args.library,
                         fg_latent=args.fg_latent, fg_margin=args.fg_margin, temporal=temporal,
+                        direct_above=args.direct_above,
                         max_pixels=args.max_pixels, background=args.background,
                         background_codecs=tuple(args.background_codecs.split(",")),
                         symbols=args.symbols, seed=args.seed, weights=args.weights,

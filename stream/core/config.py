@@ -104,6 +104,9 @@ class SenderConfig:
     changed-pixel mask and the staleness check use the background so corrected.
     device: where the models run (JSCC, rembg): auto | cpu | cuda | cuda:N (``--device``;
     auto: a CUDA GPU when torch sees one, else the CPU).
+    direct_above: in proposed mode, a frame whose crop box covers at least this fraction
+    of the frame is sent whole (direct), as the crop would cost about as much (the head of
+    a close-up, a moving background); None: always the crop. Not used with temporal coding.
     """
 
     snr_db: float = 10.0
@@ -130,6 +133,7 @@ class SenderConfig:
     seed: int = 0
     exposure: bool = True
     device: str = "auto"
+    direct_above: float | None = 0.9
 
     def __post_init__(self) -> None:
         from jscc.device_option import check_spec
@@ -158,6 +162,9 @@ class SenderConfig:
             raise ValueError(f"skip must be 0 (off) or at least 2, got {self.skip}")
         if self.fg_margin < 0:
             raise ValueError(f"fg_margin must be >= 0 pixels, got {self.fg_margin}")
+        if self.direct_above is not None and not 0 < self.direct_above <= 1:
+            raise ValueError(f"direct_above must be in (0, 1] of the frame, got "
+                             f"{self.direct_above}")
         if self.max_pixels is not None and self.max_pixels < 64:
             raise ValueError(f"max_pixels must be at least 64, got {self.max_pixels}")
         if not -10.0 <= self.snr_db <= 40.0:

@@ -23,7 +23,10 @@ covers the segmenter's mask and whatever differs from the background last sent
 (``change_threshold``). With ``temporal`` the crop is cut on the latent cell grid and
 only the cells that changed (or that the receiver should refine) are sent
 (``stream.core.temporal``); the receiver's reports of lost frames (``report_lost``) make
-their cells be sent again. Direct mode sends every frame whole.
+their cells be sent again. A crop box that covers at least ``direct_above`` of the frame
+saves nothing over the whole frame, so that frame is sent whole (direct) instead; a
+background update it would have carried is held back and goes with the next key frame
+(the receiver needs a background for key frames only). Direct mode sends every frame whole.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ class SenderCore:
         self._sent_image: np.ndarray | None = None
         self._sent_unseen = 1.0
         self._since_refresh = 0
+        self._held: BackgroundUpdate | None = None  # owed to the receiver before a key frame
 
     def warm_up(self, width: int, height: int) -> None:
         """Run the segmenter and the encoder once on a gray width x height frame, so the
@@ -196,7 +200,7 @@ class SenderCore:
             return Analysis(frame, wire.Mode.SKIP, self._segment, self._background_id, mask)
         if not self._proposed:
             return Analysis(frame, wire.Mode.DIRECT, mask=mask)
-        update = self._background_step(image, mask)
+        update = self._background_step(image, mask) or self._held
         gain, reference = b"", self._sent_image
         if self._online is not None and self.config.exposure and update is None:
             gain, reference = self._exposure(image, mask)
@@ -204,9 +208,21 @@ class SenderCore:
         if self._online is not None and self.config.change_threshold is not None:
             # what the segmenter missed but the receiver's background does not show either
             send = mask | changed_mask(image, reference, self.config.change_threshold)
-        return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask,
-                        extract(image, send, self.crop), update,
-                        send if self.tracker is not None else None, gain)
+        key = extract(image, send, self.crop)
+        if self._whole_frame(key, image):
+            self._held = update
+            return Analysis(frame, wire.Mode.DIRECT, self._segment, self._background_id, mask)
+        self._held = None
+        return Analysis(frame, wire.Mode.KEY, self._segment, self._background_id, mask, key,
+                        update, send if self.tracker is not None else None, gain)
+
+    def _whole_frame(self, key: KeyInfo | None, image: np.ndarray) -> bool:
+        """Whether ``key``'s crop box covers at least ``direct_above`` of ``image`` (never
+        with temporal coding, whose cell store lives on the key frames' crops)."""
+        if key is None or self.tracker is not None or self.config.direct_above is None:
+            return False
+        x1, y1, x2, y2 = key.record.box
+        return (x2 - x1) * (y2 - y1) >= self.config.direct_above * image.shape[0] * image.shape[1]
 
     def _exposure(self, image: np.ndarray, mask: np.ndarray) -> tuple[bytes, np.ndarray]:
         """The exposure gain from the background last sent to ``image`` (its side-information
@@ -248,6 +264,7 @@ class SenderCore:
                                 self._online.unseen_fraction)
 
     def _start_segment(self, image: np.ndarray, mask: np.ndarray) -> BackgroundUpdate | None:
+        self._held = None  # the old segment's background is owed no more
         if self.library is not None:
             match = self.library.match(image, mask)
             if match.path is not None:

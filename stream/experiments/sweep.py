@@ -104,8 +104,9 @@ VARIANTS = ("video", "library")
 # 4: fg-latent at unit power, full resolution, one MCS margin, Gaussian SSIM, libraries
 #    from material outside the scored frames, H.264 keyframes on loss feedback;
 # 5: blend paste-back (issue 19) and exposure gain; the paste's membrane on a coarser grid;
-# 6: feather paste-back again by default (with the exposure gain).
-PIPELINE_REVISION = 6
+# 6: feather paste-back again by default (with the exposure gain);
+# 7: a crop box covering >= 90 % of the frame is sent as the whole frame (direct_above).
+PIPELINE_REVISION = 7
 # Bump when the H.264 baseline changes what its cells compute (only those are redone).
 # 1: libx264 on one thread, so that a cell gives the same figures in every run.
 H264_REVISION = 1
