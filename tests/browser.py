@@ -351,13 +351,13 @@ async def scenario_live() -> dict:
             result["psnr_after"] = await _live_window(page, "psnr", 1.0)
             # the modes compared at the same SNR: the JSCC policy sends more at 0 dB than
             # at 20 dB, which alone can outweigh what fg-latent saves
-            result["uses_proposed"] = await _live_window(page, "channel_uses_per_frame.frames",
+            result["uses_proposed"] = await _live_window(page, "channel_uses_per_frame?.frames",
                                                          1.0)
             await page.select_option("#mode", "fg-latent")
             result["mode_reported_after_s"] = await _until(
                 page, "window.semstream.live.sender.mode === 'fg-latent'", 5)
             await asyncio.sleep(1.5)  # a window of frames in the new mode
-            result["uses_fg_latent"] = await _live_window(page, "channel_uses_per_frame.frames",
+            result["uses_fg_latent"] = await _live_window(page, "channel_uses_per_frame?.frames",
                                                           1.0)
             result["frames_uses_now"] = await page.evaluate(frames)
             refused = await page.evaluate("window.semstream.setControl({snr_db: 99})")
