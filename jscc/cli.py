@@ -46,6 +46,9 @@ def register(sub) -> None:
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap per epoch (0 = all)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="arithmetic of the training passes: bf16 autocast (auto: where the "
+                        "CPU or GPU computes bf16 natively) or fp32")
     t.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_train)
@@ -86,7 +89,7 @@ def _train(args) -> int:
     import torch
 
     from jscc.device import describe, resolve_device
-    from jscc.train import TrainConfig, train
+    from jscc.train import TrainConfig, resolve_precision, train
 
     torch.set_num_threads(args.threads)
     lo, hi = _parse_range(args.snr)
@@ -97,9 +100,10 @@ def _train(args) -> int:
                       lr_drop_frac=args.lr_drop_frac, freeze_frac=args.freeze_frac,
                       init=args.init)
     device = resolve_device(args.device)
-    print(f"semstream jscc train: {describe(device)}", flush=True)
+    precision = resolve_precision(args.precision, str(device))
+    print(f"semstream jscc train: {describe(device)}, {precision}", flush=True)
     trainer = train(cfg, args.data, args.out, device=str(device), cache_dir=args.cache,
-                    progress=not args.no_progress, photos=args.photos)
+                    progress=not args.no_progress, photos=args.photos, precision=precision)
     print(f"trained {trainer.epoch}/{cfg.epochs} epochs; checkpoint in {args.out}")
     return 0
 

@@ -17,7 +17,14 @@ import torch
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.export import load_checkpoint_model
 from jscc.model import AdaptiveJSCC, JSCCConfig
-from jscc.train import TrainConfig, Trainer, make_optimizer, make_sampler, train
+from jscc.train import (
+    TrainConfig,
+    Trainer,
+    make_optimizer,
+    make_sampler,
+    resolve_precision,
+    train,
+)
 from stream.cli import main
 
 torch.set_num_threads(2)
@@ -108,6 +115,38 @@ def test_smoke_run_resumes_and_keeps_the_epoch_count(image_zip, tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         train(tiny(epochs=3, lr=1e-3), image_zip, tmp_path / "run", cache_dir=None,
               progress=False)
+
+
+def test_bf16_epochs_resume_an_fp32_run_and_the_log_says_which(image_zip, tmp_path):
+    cfg = tiny(epochs=2)
+    sampler = CropSampler(load_images(image_zip), cfg.crop)
+    Trainer(cfg, tmp_path / "run", precision="fp32").run_epoch(sampler, progress=False)
+    trainer = Trainer(cfg, tmp_path / "run", precision="bf16")
+    assert trainer.resume()
+    stats = trainer.run_epoch(sampler, progress=False)
+    assert math.isfinite(stats.loss) and 5 < stats.psnr < 40
+    log = json.loads((tmp_path / "run" / "log.json").read_text())["epochs"]
+    assert [r["precision"] for r in log] == ["fp32", "bf16"]
+    # the weights stay fp32 and load into a plain model
+    model, _ = load_checkpoint_model(tmp_path / "run" / "last.pt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_bf16_forward_matches_fp32_closely(image_zip):
+    torch.manual_seed(0)
+    model = AdaptiveJSCC(JSCCConfig("small", (8, 16, 32))).eval()
+    batch = torch.from_numpy(next(CropSampler(load_images(image_zip), 32).batches(
+        8, np.random.default_rng(1))))
+    gen = torch.Generator().manual_seed(3)
+    full = model(batch, 10.0, level=4, generator=gen).x_hat
+    gen.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = model(batch, 10.0, level=4, generator=gen).x_hat.float()
+    assert (full - half).abs().max() < 0.02
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8", "cpu")
 
 
 def test_frozen_phase_trains_only_the_decoder(image_zip, tmp_path):
