@@ -1,9 +1,11 @@
 """Benchmark: JSCC encode + decode time through the codec API (numpy in, numpy out).
 
 Cases: one 256 x 256 crop, one 480 x 640 frame, a batch of 128 images of 32 x 32
-(encode_batch + decode_batch), for the shipped ``edge`` weights and the ``paper``
-widths (random weights: the speed does not depend on them). Prints a JSON report;
-``--json PATH`` also writes it. Times are the median of ``--repeat`` runs after warm-up.
+(encode_batch + decode_batch), for the shipped ``edge`` weights and the ``wide`` and
+``paper`` widths (random weights: the speed does not depend on them), each in fp32 and,
+where the CPU computes bf16 natively, under bf16 autocast (``<name>-bf16``). Prints a JSON
+report; ``--json PATH`` also writes it. Times are the median of ``--repeat`` runs after
+warm-up; all rows run in one process, so their ratios hold on a shared machine.
 
     .venv/bin/python bench/bench_jscc.py --json runs/bench_jscc.json
 """
@@ -27,6 +29,7 @@ import torch  # noqa: E402
 from jsonreport import emit
 
 from jscc.codec import JSCCCodec  # noqa: E402
+from jscc.device import cpu_bf16_native  # noqa: E402
 from jscc.model import AdaptiveJSCC, get_config, parameter_count  # noqa: E402
 
 TARGET_EDGE_256_MS = 15.0
@@ -68,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    codecs = {
-        "edge": JSCCCodec.load("edge", path=args.weights, threads=args.threads),
-        "paper": JSCCCodec(AdaptiveJSCC(get_config("paper")), threads=args.threads),
-    }
+    precisions = ("fp32", "bf16") if cpu_bf16_native() else ("fp32",)
+    codecs = {}
+    for precision in precisions:
+        tag = "" if precision == "fp32" else f"-{precision}"
+        codecs[f"edge{tag}"] = JSCCCodec.load("edge", path=args.weights, threads=args.threads,
+                                              precision=precision)
+        for name in ("wide", "paper"):
+            codecs[f"{name}{tag}"] = JSCCCodec(AdaptiveJSCC(get_config(name)),
+                                               threads=args.threads, precision=precision)
     report = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "processor": platform.processor(),
@@ -88,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                         "met": edge_ms < TARGET_EDGE_256_MS,
                         # robust to a shared machine: both run in this process
                         "edge_to_paper_ratio_256x256": edge_ms / paper_ms}
+    # issue 13: a new default model may take at most 1.5x the fp32 edge's 256 x 256 time
+    report["ratio_to_edge_fp32_256x256"] = {
+        name: round(row["crop_256x256"]["median_ms"] / edge_ms, 3)
+        for name, row in report["models"].items()}
     report["machine"]["load_average_1min_after"] = os.getloadavg()[0]
     emit(report, args.json)
     return 0

@@ -26,8 +26,8 @@ class Rife:
     weights: path of flownet.pkl, default the fetched registry file (jscc.zoo "rife-hdv3").
     device: a ``--device`` value (auto | cpu | cuda | cuda:N).
     threads: torch intra-op threads on CPU (None keeps torch's setting).
-    precision: auto | fp32 | fp16 | bf16 of the IFBlocks on a GPU (``jscc.device``); the
-    flow sums, warping and blending stay fp32, and the CPU always runs fp32.
+    precision: auto | fp32 | fp16 | bf16 of the IFBlocks (``jscc.device``; the CPU runs
+    fp32 unless bf16 is asked for); the flow sums, warping and blending stay fp32.
     """
 
     def __init__(self, weights: Path | str | None = None, device: str = "cpu",
@@ -41,7 +41,8 @@ class Rife:
             torch.set_num_threads(threads)
         self.net: IFNet = load_ifnet(weights).to(self.device)
         self.autocast = autocast_dtype(self.device, precision)
-        autocast_children(self.net, ("block0", "block1", "block2"), self.autocast)
+        autocast_children(self.net, ("block0", "block1", "block2"), self.autocast,
+                          self.device.type)
 
     def _tensor(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """N x 3 x H x W float in [0, 1] from N H x W x 3 uint8 frames."""

@@ -79,20 +79,31 @@ def onnx_providers(device: str) -> tuple[list, str | None]:
     return [(_ORT_CUDA, {"device_id": index}), *cpu], None
 
 
-# --- mixed precision on a GPU ---------------------------------------------------------------
+# --- mixed precision ---------------------------------------------------------------------
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX tiles or AVX512-BF16); elsewhere
+    torch emulates it, slower than fp32."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype of the convolutions on ``device``; None means plain fp32.
 
-    The CPU always runs fp32 (its speed and results stay as they were). On a GPU, "auto"
-    is fp16: bf16 keeps only 8 bits of mantissa, too coarse for RIFE's flow in pixels.
+    On a GPU, "auto" is fp16: bf16 keeps only 8 bits of mantissa, too coarse for RIFE's
+    flow in pixels. On the CPU, "auto" and "fp32" run fp32 and "bf16" runs bf16 autocast
+    (worth it only where :func:`cpu_bf16_native`); fp16 is refused there.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use {' | '.join(PRECISIONS)}")
-    if device.type != "cuda" or precision == "fp32":
+    if device.type != "cuda":
+        if precision == "fp16":
+            raise ValueError("precision fp16 runs on a GPU only: on the CPU use bf16 or fp32")
+        return torch.bfloat16 if precision == "bf16" else None
+    if precision == "fp32":
         return None
     return torch.bfloat16 if precision == "bf16" else torch.float16
 

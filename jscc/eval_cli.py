@@ -69,16 +69,25 @@ def register(jsub) -> None:
     e.add_argument("--seed", type=int, default=0, help="seed of the channel noise / fading")
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     e.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    e.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="autocast of the model's convolutions, as the codec runs them "
+                        "(auto: fp16 on a GPU, fp32 on the CPU)")
     e.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     e.add_argument("--json", dest="json_out", default=None, help="write the report here")
     e.set_defaults(func=_eval)
 
 
-def _load_model(spec: str, device: str = "cpu"):
-    """(model or None, description) for --model: a shipped name, a weights file or none."""
+def _load_model(spec: str, device: str = "cpu", precision: str = "auto"):
+    """(model or None, description) for --model: a shipped name, a weights file or none;
+    its convolution stages run under ``precision`` as :class:`jscc.codec.JSCCCodec` runs
+    them."""
     if spec == MODEL_NONE:
         return None, {"name": MODEL_NONE}
+    import torch
+
+    from jscc.codec import AUTOCAST_STAGES
+    from jscc.device import autocast_children, autocast_dtype
     from jscc.export import default_weights_path
     from jscc.layers import fold_batchnorm
     from jscc.model import CONFIGS, load_weights
@@ -91,9 +100,12 @@ def _load_model(spec: str, device: str = "cpu"):
         raise ValueError(f"--model {spec!r} is neither a shipped model ({', '.join(CONFIGS)}), "
                          f"a weights file nor 'none'")
     model, meta = load_weights(path, expect=expect, device=device)
+    dev = torch.device(device)
+    dtype = autocast_dtype(dev, precision)
     info = {"name": spec, "weights": str(path), "config": model.cfg.to_dict(),
-            "epoch": meta.get("epoch")}
-    return fold_batchnorm(model).eval(), info
+            "epoch": meta.get("epoch"), "precision": str(dtype or torch.float32)[6:]}
+    model = fold_batchnorm(model).eval()
+    return autocast_children(model, AUTOCAST_STAGES, dtype, dev.type), info
 
 
 def _eval(args) -> int:
@@ -120,7 +132,7 @@ def _eval(args) -> int:
     from jscc.device import describe, resolve_device
 
     device = resolve_device(args.device)
-    model, model_info = _load_model(args.model, str(device))
+    model, model_info = _load_model(args.model, str(device), args.precision)
     if model is not None:
         print(describe(device))
         model_info["device"] = str(device)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
+from jscc.device import cpu_bf16_native
 from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
 
 CHECKPOINT = "last.pt"
@@ -165,8 +166,7 @@ def resolve_precision(precision: str, device: str) -> str:
         return precision
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    return "bf16" if native else "fp32"
+    return "bf16" if cpu_bf16_native() else "fp32"
 
 
 class Trainer:

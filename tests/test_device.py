@@ -103,27 +103,31 @@ def test_onnx_providers_fall_back_to_the_cpu_with_a_note():
         assert providers == ["CPUExecutionProvider"] and "onnxruntime-gpu" in note
 
 
-def test_the_cpu_always_runs_fp32():
-    from jscc.device import PRECISIONS, autocast_dtype
+def test_the_cpu_runs_fp32_unless_bf16_is_asked_for():
+    from jscc.device import autocast_dtype
 
-    assert all(autocast_dtype(torch.device("cpu"), p) is None for p in PRECISIONS)
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "auto") is None and autocast_dtype(cpu, "fp32") is None
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    with pytest.raises(ValueError, match="GPU only"):
+        autocast_dtype(cpu, "fp16")
     with pytest.raises(ValueError, match="unknown precision"):
-        autocast_dtype(torch.device("cpu"), "fp8")
+        autocast_dtype(cpu, "fp8")
 
 
 def test_autocast_stages_keep_the_symbols_fp32_at_unit_energy(samples):
-    """The GPU's wrapping, exercised with CPU bf16 autocast: same symbols layout, unit
-    energy, complex64, and nearly the fp32 PSNR."""
+    """bf16 on the CPU (the GPU's wrapping): same symbols layout, unit energy, complex64,
+    and nearly the fp32 PSNR."""
     from dynbg.video import read_frames
-    from jscc.codec import AUTOCAST_STAGES, JSCCCodec
-    from jscc.device import Autocast, autocast_children
+    from jscc.codec import JSCCCodec
+    from jscc.device import Autocast
     from jscc.metrics import psnr
 
     image = next(read_frames(samples / "carphone.mp4", max_frames=1)).image
     plain = JSCCCodec.load("edge")
-    mixed = JSCCCodec.load("edge")
-    autocast_children(mixed.model, AUTOCAST_STAGES, torch.bfloat16, "cpu")
+    mixed = JSCCCodec.load("edge", precision="bf16")
     assert isinstance(mixed.model.source_decoder, Autocast)
+    assert mixed.model.source_decoder.device_type == "cpu"
     a, b = plain.encode(image, 10.0, level=2), mixed.encode(image, 10.0, level=2)
     assert b.symbols.dtype == np.complex64 and b.symbols.shape == a.symbols.shape
     assert np.mean(np.abs(b.symbols) ** 2) == pytest.approx(1.0, abs=1e-4)
