@@ -42,6 +42,7 @@ import torch
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.device import cpu_bf16_native
 from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
+from jscc.widen import widen_model
 
 CHECKPOINT = "last.pt"
 LOG = "log.json"
@@ -70,7 +71,7 @@ class TrainConfig:
     seed: int = 0
     steps_per_epoch: int = 0  # 0 = one pass over the data
     photo_share: float = 0.0  # share of steps that train on crops of large photos
-    init: str = ""  # training checkpoint whose weights start a fresh run ("" = random)
+    init: str = ""  # checkpoint whose weights (widened if narrower) start a fresh run
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -222,15 +223,29 @@ class Trainer:
                         if r["epoch"] <= self.epoch]
         return True
 
-    def start_from(self, checkpoint: str | Path) -> None:
-        """Copy the model weights (not the optimizer) of another run's checkpoint."""
-        ckpt = torch.load(checkpoint, map_location=self.device, weights_only=False)
+    def start_from(self, checkpoint: str | Path) -> str:
+        """Copy the model weights (not the optimizer) of another run's checkpoint: as they
+        are for the same model, widened function-preservingly (:mod:`jscc.widen`) for a
+        model with a whole multiple of its widths. Returns what was done, for the log."""
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
         saved = ckpt.get("model_config")
+        if saved is None:
+            raise ValueError(f"{checkpoint} holds no model config: not a training checkpoint")
         # parsed, so that keys added since (with their defaults) do not count as a change
-        if saved is None or JSCCConfig.from_dict(saved) != self.model_cfg:
-            raise ValueError(f"{checkpoint} holds model {ckpt.get('model_config')}, this run "
-                             f"trains {self.model_cfg.to_dict()}")
-        self.model.load_state_dict(ckpt["model"])
+        narrow_cfg = JSCCConfig.from_dict(saved)
+        if narrow_cfg == self.model_cfg:
+            self.model.load_state_dict(ckpt["model"])
+            return f"starting from the weights of {checkpoint}"
+        narrow = AdaptiveJSCC(narrow_cfg)
+        narrow.load_state_dict(ckpt["model"])
+        try:
+            wide = widen_model(narrow, self.model_cfg, seed=self.cfg.seed)
+        except ValueError as exc:
+            raise ValueError(f"{checkpoint} holds model {saved}, this run trains "
+                             f"{self.model_cfg.to_dict()}: {exc}") from None
+        self.model.load_state_dict(wide.state_dict())
+        return (f"starting from the weights of {checkpoint}, widened {narrow_cfg.widths} -> "
+                f"{self.model_cfg.widths}")
 
     def save(self) -> None:
         """Write last.pt and log.json atomically (rank 0 only)."""
@@ -375,8 +390,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, device: str = "cp
     if trainer.resume():
         print(f"resuming from {Path(out) / CHECKPOINT} after epoch {trainer.epoch}", flush=True)
     elif cfg.init:
-        trainer.start_from(cfg.init)
-        print(f"starting from the weights of {cfg.init}", flush=True)
+        print(trainer.start_from(cfg.init), flush=True)
     if trainer.epoch >= cfg.epochs:
         return trainer
     trainer.fit(make_sampler(cfg, data, photos, cache_dir), progress)
