@@ -48,9 +48,6 @@ def register(sub) -> None:
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap per epoch (0 = all)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    t.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="arithmetic of the training passes: bf16 autocast (auto: where the "
-                        "CPU or GPU computes bf16 natively) or fp32")
     t.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_train)

@@ -7,8 +7,9 @@ runs the model in eval mode without gradients, BatchNorm folded into the convolu
 with a small fixed number of torch threads (this project targets a 2-core machine).
 On a GPU the convolution stages run under autocast (fp16 by default, see
 ``jscc.device.autocast_dtype``); the policy, the power normalisation and everything on
-the symbols stay fp32. The CPU runs fp32 unless bf16 is asked for (``precision="bf16"``:
-1.4-1.7x faster where the CPU has AMX, see ``bench/bench_jscc.py``).
+the symbols stay fp32. On a CPU that computes bf16 in hardware (AMX, AVX512-BF16) "auto"
+runs them in bf16 (1.3-1.7x faster, -0.02..0.00 dB, ``jscc.device.jscc_precision``), on
+other CPUs fp32.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from jscc.channel import ChannelConfig
-from jscc.device import autocast_children, autocast_dtype, resolve_device
+from jscc.device import autocast_children, autocast_dtype, jscc_precision, resolve_device
 from jscc.layers import fold_batchnorm
 from jscc.model import AdaptiveJSCC, load_weights
 
@@ -120,7 +121,7 @@ class JSCCCodec:
         """device: a ``--device`` value (auto | cpu | cuda | cuda:N). threads: torch
         intra-op threads to set for the process; None keeps the current setting (e.g. a
         worker of a process pool that already chose one). precision: auto | fp32 | fp16 |
-        bf16 for the convolutions (the CPU: fp32 unless bf16)."""
+        bf16 for the convolutions (``jscc.device.jscc_precision``)."""
         if threads is not None:
             torch.set_num_threads(max(1, threads))
         self.device = resolve_device(str(device))
@@ -128,7 +129,8 @@ class JSCCCodec:
         model = fold_batchnorm(copy.deepcopy(model).to(self.device).eval())
         self.model = model.to(memory_format=torch.channels_last)
         self.cfg = model.cfg
-        self.autocast = autocast_dtype(self.device, precision)
+        self.precision = jscc_precision(self.device, precision)
+        self.autocast = autocast_dtype(self.device, self.precision)
         autocast_children(self.model, AUTOCAST_STAGES, self.autocast, self.device.type)
 
     @classmethod

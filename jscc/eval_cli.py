@@ -11,6 +11,8 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+from jscc.device_option import add_device_option
+
 MODEL_NONE = "none"
 
 
@@ -67,11 +69,8 @@ def register(jsub) -> None:
     e.add_argument("--size", type=_size, default=None,
                    help="cover-resize and centre-crop every image to LONGxSHORT (e.g. 768x512)")
     e.add_argument("--seed", type=int, default=0, help="seed of the channel noise / fading")
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_option(e)
     e.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    e.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="autocast of the model's convolutions, as the codec runs them "
-                        "(auto: fp16 on a GPU, fp32 on the CPU)")
     e.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     e.add_argument("--json", dest="json_out", default=None, help="write the report here")
@@ -87,7 +86,7 @@ def _load_model(spec: str, device: str = "cpu", precision: str = "auto"):
     import torch
 
     from jscc.codec import AUTOCAST_STAGES
-    from jscc.device import autocast_children, autocast_dtype
+    from jscc.device import autocast_children, autocast_dtype, jscc_precision
     from jscc.export import default_weights_path
     from jscc.layers import fold_batchnorm
     from jscc.model import CONFIGS, load_weights
@@ -101,7 +100,7 @@ def _load_model(spec: str, device: str = "cpu", precision: str = "auto"):
                          f"a weights file nor 'none'")
     model, meta = load_weights(path, expect=expect, device=device)
     dev = torch.device(device)
-    dtype = autocast_dtype(dev, precision)
+    dtype = autocast_dtype(dev, jscc_precision(dev, precision))
     info = {"name": spec, "weights": str(path), "config": model.cfg.to_dict(),
             "epoch": meta.get("epoch"), "precision": str(dtype or torch.float32)[6:]}
     model = fold_batchnorm(model).eval()

@@ -41,6 +41,7 @@ import torch
 
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.device import cpu_bf16_native
+from jscc.device_option import check_precision
 from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
 from jscc.widen import widen_model
 
@@ -155,14 +156,13 @@ def init_distributed(device: str) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
 def resolve_precision(precision: str, device: str) -> str:
     """'fp32' or 'bf16' for a ``--precision`` value: 'auto' takes bf16 where the hardware
-    computes it natively (CPU AMX / AVX512-BF16, CUDA compute capability 8+)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    computes it natively (CPU AMX / AVX512-BF16, CUDA compute capability 8+). fp16 is
+    refused (it would need loss scaling)."""
+    check_precision(precision)
+    if precision == "fp16":
+        raise ValueError("training runs fp32 or bf16, not fp16: use --precision bf16 or auto")
     if precision != "auto":
         return precision
     if device.startswith("cuda"):

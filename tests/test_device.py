@@ -86,6 +86,8 @@ def test_configs_check_the_spelling_of_the_device_only():
     for config in (SenderConfig, ReceiverConfig):
         with pytest.raises(ValueError, match="unknown device 'tpu'"):
             config(device="tpu")
+        with pytest.raises(ValueError, match="unknown precision 'half'"):
+            config(precision="half")
 
 
 # --- rembg's providers, mixed precision ---------------------------------------------------
@@ -113,6 +115,17 @@ def test_the_cpu_runs_fp32_unless_bf16_is_asked_for():
         autocast_dtype(cpu, "fp16")
     with pytest.raises(ValueError, match="unknown precision"):
         autocast_dtype(cpu, "fp8")
+
+
+def test_jscc_auto_precision_is_bf16_where_the_cpu_computes_it():
+    from jscc.codec import JSCCCodec
+    from jscc.device import cpu_bf16_native, jscc_precision
+
+    cpu = torch.device("cpu")
+    assert jscc_precision(cpu, "auto") == ("bf16" if cpu_bf16_native() else "fp32")
+    assert jscc_precision(cpu, "fp32") == "fp32" and jscc_precision(cpu, "bf16") == "bf16"
+    assert jscc_precision(torch.device("cuda"), "auto") == "fp16"
+    assert JSCCCodec.load("edge", precision="fp32").precision == "fp32"
 
 
 def test_autocast_stages_keep_the_symbols_fp32_at_unit_energy(samples):

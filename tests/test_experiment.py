@@ -89,6 +89,18 @@ def test_tiny_sweep_writes_everything_and_resumes(tmp_path, samples, capsys):
     assert "(1 computed)" in capsys.readouterr().out
     jscc_cell = out / "cells" / "asl-yes__proposed__video__awgn__snr0.json"
     assert "h264_revision" not in json.loads(jscc_cell.read_text())["settings"]
+    # the JSCC arithmetic is part of the settings; cells from before it was recorded ran
+    # fp32, so they stand for an fp32 sweep and are redone for a bf16 one
+    data = json.loads(jscc_cell.read_text())
+    assert data["settings"]["jscc_precision"] == data["report"]["jscc_precision"]
+    data["settings"].pop("jscc_precision")
+    jscc_cell.write_text(json.dumps(data))
+    assert main([*argv, "--precision", "fp32"]) == 0
+    fp32_run = capsys.readouterr().out
+    if data["report"]["jscc_precision"] == "fp32":
+        assert "(0 computed)" in fp32_run
+    else:  # a bf16 machine: the fp32 sweep redoes every cell but the stripped one
+        assert "(5 computed)" in fp32_run
 
 
 def test_sweep_config_errors(samples):

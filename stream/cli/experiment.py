@@ -89,7 +89,7 @@ def handle(args) -> int:
                         max_frames=args.max_frames or None, figure_snr=args.figure_snr,
                         seed=args.seed, weights=args.weights, workers=args.workers,
                         ray_address=args.ray,
-                        device=device)
+                        device=device, precision=args.precision)
     if args.readme is not None and not args.readme.is_file():
         raise FileNotFoundError(f"README not found: {args.readme}")
     result = run_sweep(sweep, args.out, progress=not args.no_progress)

@@ -89,7 +89,8 @@ def live_config(args: argparse.Namespace):
                               late_fallback=None if args.late_fallback == "none"
                               else args.late_fallback, library=args.library,
                               paste=args.paste,
-                              weights=args.weights, device=_device(args))
+                              weights=args.weights, device=_device(args),
+                              precision=args.precision)
     config = LiveConfig(args.source, sender, receiver, view_port=args.view,
                         original=args.original, loop=args.loop, fps=args.fps,
                         max_frames=args.max_frames, out=args.out, seconds=args.seconds,

@@ -103,7 +103,7 @@ def _sender_config(args: argparse.Namespace, mode: str = "proposed"):
                         max_pixels=args.max_pixels, background=args.background,
                         background_codecs=tuple(args.background_codecs.split(",")),
                         symbols=args.symbols, seed=args.seed, weights=args.weights,
-                        device=_device(args))
+                        device=_device(args), precision=args.precision)
 
 
 def _pipeline(args: argparse.Namespace):
@@ -219,7 +219,8 @@ def _receive(args: argparse.Namespace) -> int:
     config = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
                             late_fallback=None if args.late_fallback == "none"
                             else args.late_fallback, library=args.library,
-                            weights=args.weights, device=_device(args))
+                            weights=args.weights, device=_device(args),
+                            precision=args.precision)
     report = asyncio.run(live.receive(listen, args.token, config, args.out, view,
                                       _pipeline(args)))
     _write_json(args.json, report)
@@ -236,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     config = RunConfig(_sender_config(args, args.mode),
                        ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
                                       library=args.library, weights=args.weights,
-                                      device=_device(args)),
+                                      device=_device(args), precision=args.precision),
                        args.max_frames, args.out, not args.no_rows,
                        progress=not args.no_progress)
     report = run_video(args.video, config)

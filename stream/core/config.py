@@ -104,6 +104,9 @@ class SenderConfig:
     changed-pixel mask and the staleness check use the background so corrected.
     device: where the models run (JSCC, rembg): auto | cpu | cuda | cuda:N (``--device``;
     auto: a CUDA GPU when torch sees one, else the CPU).
+    precision: arithmetic of the JSCC model's convolutions, auto | fp32 | fp16 | bf16
+    (``--precision``; ``jscc.device.jscc_precision``: auto is fp16 on a GPU, bf16 on a CPU
+    that computes it in hardware, else fp32).
     direct_above: in proposed mode, a frame whose crop box covers at least this fraction
     of the frame is sent whole (direct), as the crop would cost about as much (the head of
     a close-up, a moving background); None: always the crop. Not used with temporal coding.
@@ -134,11 +137,13 @@ class SenderConfig:
     exposure: bool = True
     device: str = "auto"
     direct_above: float | None = 0.9
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
-        from jscc.device_option import check_spec
+        from jscc.device_option import check_precision, check_spec
 
         check_spec(self.device)
+        check_precision(self.precision)
         if self.channel not in CHANNELS:
             raise ValueError(f"unknown channel {self.channel!r}: choose {' or '.join(CHANNELS)}")
         if self.mode not in MODES:
@@ -203,6 +208,7 @@ class ReceiverConfig:
     0.6-0.9 dB inside the moving objects on asl-again and one-by-one-person
     (docs/results/keyinfo/ablation.md).
     device: where the models run (JSCC, RIFE): auto | cpu | cuda | cuda:N (``--device``).
+    precision: arithmetic of the JSCC decoder's convolutions, as the sender's.
     """
 
     interp: str = "rife-fg"
@@ -214,12 +220,14 @@ class ReceiverConfig:
     weights: Path | None = None
     device: str = "auto"
     paste: str = "feather"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         from interp.methods import METHOD_NAMES
-        from jscc.device_option import check_spec
+        from jscc.device_option import check_precision, check_spec
 
         check_spec(self.device)
+        check_precision(self.precision)
 
         if self.interp not in (*METHOD_NAMES, "off"):
             raise ValueError(f"unknown interpolation {self.interp!r}: choose one of "

@@ -112,7 +112,8 @@ class ReceiverCore:
     def __init__(self, config: ReceiverConfig, codec: JSCCCodec | None = None,
                  interpolator: Interpolator | None = None) -> None:
         self.config = config
-        self.codec = codec or load_codec(config.model, config.weights, device=config.device)
+        self.codec = codec or load_codec(config.model, config.weights, device=config.device,
+                                         precision=config.precision)
         self.interp_note: str | None = None
         if interpolator is None and config.interp != "off":
             interpolator, self.interp_note = make_with_fallback(

@@ -55,10 +55,12 @@ LIBRARY_FLAG = 1 << 31  # background ids with this bit name a library image (ind
 REFRESH_GROW = 7  # pixels the foreground mask grows by before a refresh takes the frame
 
 
-def load_codec(model: str, weights, threads: int | None = 2, device: str = "cpu") -> JSCCCodec:
+def load_codec(model: str, weights, threads: int | None = 2, device: str = "cpu",
+               precision: str = "auto") -> JSCCCodec:
     """The JSCC codec of preset ``model``, or of an explicit weights file, on ``device``
-    (a ``--device`` value)."""
-    return JSCCCodec.load(model, path=weights, threads=threads, device=device)
+    (a ``--device`` value) in ``precision`` (a ``--precision`` value)."""
+    return JSCCCodec.load(model, path=weights, threads=threads, device=device,
+                          precision=precision)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ class SenderCore:
         from dynbg.segmenters import make_segmenter
 
         self.config = config
-        self.codec = codec or load_codec(config.model, config.weights, device=config.device)
+        self.codec = codec or load_codec(config.model, config.weights, device=config.device,
+                                         precision=config.precision)
         self.channel = ChannelConfig(kind=config.channel)
         self.ledger = ChannelLedger()
         self._generator = torch.Generator().manual_seed(config.seed)

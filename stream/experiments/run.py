@@ -67,7 +67,7 @@ async def run_video_async(video: str | Path, config: RunConfig = RunConfig()) ->
     t0 = time.perf_counter()
     source = VideoFileSource(video, realtime=False, max_frames=config.max_frames)
     codec = load_codec(config.sender.model, config.sender.weights, config.threads,
-                       config.sender.device)
+                       config.sender.device, config.sender.precision)
     sender = SenderCore(config.sender, codec, keep_mask=True)
     if config.link is not None:
         sender.channel = config.link
@@ -156,6 +156,7 @@ def _report(video, config: RunConfig, frames: int, sender: SenderCore,
         "messages_rejected": dict(receiver.rejected),
         "seconds": round(seconds, 3), "fps": round(frames / seconds, 3) if seconds else None,
         "device": str(receiver.codec.device),
+        "jscc_precision": receiver.codec.precision,
         "config": {"sender": _plain(asdict(config.sender)),
                    "receiver": _plain(asdict(config.receiver)),
                    "max_frames": config.max_frames,

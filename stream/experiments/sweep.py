@@ -48,8 +48,9 @@ begin one-by-one-person.mp4 shortly before the first person walks in.
 
 Every finished cell is a JSON file ``cells/<key>.json`` in the output folder and is not
 computed again, so an interrupted sweep resumes where it stopped; a cell file is stale (and
-recomputed) when the JSCC weights file (by its sha256), ``max_frames``, ``seed`` or
-:data:`PIPELINE_REVISION` differ, or, for an H.264 cell, :data:`H264_REVISION`.
+recomputed) when the JSCC weights file (by its sha256), the JSCC arithmetic
+(``precision``), ``max_frames``, ``seed`` or :data:`PIPELINE_REVISION` differ, or, for an
+H.264 cell, :data:`H264_REVISION`.
 Cells run on a local process pool (default: both cores) or on an existing Ray cluster
 (``ray_address``; the cluster's workers need semstream installed and the clips at the same
 paths). Workers return results; only this process writes files.
@@ -167,11 +168,13 @@ class SweepConfig:
     workers: int = 2
     ray_address: str | None = None
     device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
-        from jscc.device_option import check_spec
+        from jscc.device_option import check_precision, check_spec
 
         check_spec(self.device)
+        check_precision(self.precision)
         for name, given, known in (("method", self.methods, METHODS),
                                    ("method", self.channel_methods, METHODS),
                                    ("variant", self.variants, VARIANTS),
@@ -197,16 +200,20 @@ class SweepConfig:
 
     def settings(self) -> dict:
         """What a finished cell's result depends on besides the cell itself: the JSCC
-        weights (sha256 of the file), max_frames, seed and the pipeline revision."""
+        weights (sha256 of the file), the JSCC arithmetic (``--precision`` as this machine
+        resolves it for ``device``), max_frames, seed and the pipeline revision."""
         import hashlib
 
+        from jscc.device import jscc_precision, resolve_device
         from jscc.export import default_weights_path
 
         path = Path(self.weights) if self.weights else default_weights_path("edge")
         if not path.is_file():
             raise FileNotFoundError(f"JSCC weights not found: {path}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return {"weights_sha256": digest, "max_frames": self.max_frames, "seed": self.seed,
+        precision = jscc_precision(resolve_device(self.device), self.precision)
+        return {"weights_sha256": digest, "jscc_precision": precision,
+                "max_frames": self.max_frames, "seed": self.seed,
                 "pipeline_revision": PIPELINE_REVISION}
 
     def channel_snrs(self, channel: str) -> tuple[float, ...]:
@@ -424,8 +431,9 @@ def run_jscc_cell(cell: Cell, video: str, sweep: SweepConfig, library: str | Non
                                                                             link.snr)
     sender = SenderConfig(snr_db=snr, channel=channel, seed=sweep.seed, weights=weights,
                           library=lib, max_pixels=None, device=sweep.device,
-                          **JSCC_METHODS[cell.method])
-    receiver = ReceiverConfig(library=lib, weights=weights, device=sweep.device)
+                          precision=sweep.precision, **JSCC_METHODS[cell.method])
+    receiver = ReceiverConfig(library=lib, weights=weights, device=sweep.device,
+                              precision=sweep.precision)
     with tempfile.TemporaryDirectory(prefix="semstream-cell-") as tmp:
         out = Path(tmp) / "out.mp4" if figure_frame is not None else None
         report = run_video(video, RunConfig(sender, receiver, sweep.max_frames, out,
@@ -648,9 +656,11 @@ def _finished(out: Path, cell: Cell, settings: dict) -> bool:
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("settings") == settings
+        stored = json.loads(path.read_text()).get("settings")
     except json.JSONDecodeError:
         return False
+    # cells from before the precision was recorded ran the JSCC model in fp32
+    return isinstance(stored, dict) and {"jscc_precision": "fp32", **stored} == settings
 
 
 def _library_arg(out: Path, sweep: SweepConfig, cell: Cell) -> str | None:
