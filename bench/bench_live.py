@@ -148,7 +148,7 @@ def _mean(values: list) -> float | None:
 
 # --- per-stage costs ---------------------------------------------------------------------
 
-def stage_costs(frames: int = 60) -> dict:
+def stage_costs(frames: int = 60, precision: str = "auto") -> dict:
     """Median ms of each step alone (torch 1 thread), frame by frame on the clip."""
     import fractions
 
@@ -184,9 +184,11 @@ def stage_costs(frames: int = 60) -> dict:
         return run
 
     config = SenderConfig(max_pixels=LIVE_MAX_PIXELS, symbols=LIVE_SYMBOLS,
-                          background_codecs=LIVE_BACKGROUND_CODECS, device="cpu")
+                          background_codecs=LIVE_BACKGROUND_CODECS, device="cpu",
+                          precision=precision)
     tx = SenderCore(config)
-    rx = ReceiverCore(ReceiverConfig(interp="off", paste="feather", device="cpu"))
+    rx = ReceiverCore(ReceiverConfig(interp="off", paste="feather", device="cpu",
+                                     precision=precision))
     torch.set_num_threads(1)
     rx.start(wire.SessionParams(640, 480, 30.0))
     tx.segmenter.binary = timed("segmenter", tx.segmenter.binary)
@@ -273,12 +275,19 @@ def main() -> int:
         command = NETNS + [sys.executable, str(Path(__file__).resolve()), "--in-netns",
                            *sys.argv[1:]]
         return subprocess.run(command, cwd=ROOT).returncode
+    import torch
+
+    from jscc.device import jscc_precision
+
+    extra = args.extra
+    precision = extra[extra.index("--precision") + 1] if "--precision" in extra[:-1] else "auto"
     report: dict = {"clip": str(CLIP.relative_to(ROOT)), "targets": TARGETS,
-                    "netns": args.in_netns, "load_average_at_start": os.getloadavg()}
+                    "netns": args.in_netns, "load_average_at_start": os.getloadavg(),
+                    "jscc_precision": jscc_precision(torch.device("cpu"), precision)}
     report["live"] = asyncio.run(live_run(args.extra, args.warmup, args.seconds))
     report["load_average_at_end"] = os.getloadavg()
     if not args.no_stages:
-        report["stages_alone_ms"] = stage_costs()
+        report["stages_alone_ms"] = stage_costs(precision=precision)
     report["verdict"] = _verdict(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")
