@@ -16,8 +16,8 @@ symbol against the previous frame exceeds the channel noise variance N0 at 0, 10
 and the share the temporal sender's rule would send on drift alone (``drift_weight`` x
 change > ``threshold`` x N0, ``stream.core.config.TemporalConfig`` defaults); the same for
 the last frame against the first (``last_vs_first_frame``: what a cell kept all along
-would have drifted by); and, for scale, the share of cells whose pixels changed by a mean squared error above 1e-4 and
-1e-3 (pixel values in [0, 1]).
+would have drifted by); and, for scale, the share of cells whose pixels changed by a mean
+squared error above 1e-4 and 1e-3 (pixel values in [0, 1]).
 
     .venv/bin/python bench/analyse_latent_drift.py --json docs/results/stream/latent-drift.json
 """

@@ -20,6 +20,15 @@ in DistributedDataParallel (gloo on CPU, nccl on CUDA), draws its own batches fr
 of (seed, rank, epoch), runs 1/WORLD_SIZE of the epoch's steps, and rank 0 alone writes
 the checkpoint and the log (whose batch statistics are rank 0's).
 
+At the end of every epoch the BatchNorm running statistics are recomputed as plain
+averages over ``RECALIBRATION_BATCHES`` fresh batches of the training mix (no gradients;
+:func:`recalibrate_batchnorm`). The running averages that training keeps (momentum 0.1)
+follow the last few batches, and with CIFAR-10 batches and photo-crop batches of other
+sizes interleaved they swung the exported model by up to 6 dB from one epoch to the next
+on CIFAR-10 (19.3 vs 25.4 dB at 1/12, 10 dB); averaged statistics also gave +0.5 dB on
+CIFAR-10 and +1.5 dB on the photos over the running ones. Training steps use batch
+statistics and are not affected; the frozen phase runs the encoder on these statistics.
+
 How the arithmetic runs is not part of the run's definition and may change on resume:
 ``precision='bf16'`` runs forward and backward under bfloat16 autocast (weights, optimizer
 and the channel stay fp32; on CPUs with AMX or AVX512-BF16 a step takes about half the
@@ -28,6 +37,7 @@ time), and CPU runs keep activations channels-last. Each log row records its pre
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -38,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.device import cpu_bf16_native
@@ -46,6 +57,7 @@ from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
 from jscc.widen import widen_model
 
 CHECKPOINT = "last.pt"
+RECALIBRATION_BATCHES = 50
 LOG = "log.json"
 PAPER_EPOCHS = 400
 
@@ -117,6 +129,7 @@ class EpochStats:
     seconds: float
     cpu_seconds: float = 0.0  # process CPU time of the epoch, all threads
     precision: str = "fp32"  # arithmetic of the epoch's forward/backward passes
+    bn_batches: int = 0  # batches the BatchNorm statistics were averaged over at the end
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -168,6 +181,37 @@ def resolve_precision(precision: str, device: str) -> str:
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_bf16_native() else "fp32"
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: AdaptiveJSCC, batches, snr_range: tuple[float, float],
+                          rng: np.random.Generator, device: torch.device,
+                          layout=torch.contiguous_format) -> int:
+    """Set every BatchNorm layer's running mean and variance to the plain average over
+    ``batches`` (an iterable of (B, 3, s, s) float32 arrays), each coded at random SNRs in
+    ``snr_range`` (dB) and random levels, all drawn from ``rng``; restores the layers'
+    momentum and the model's train/eval modes. Returns the number of batches used."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = {m: m.training for m in model.modules()}
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    noise = torch.Generator(device).manual_seed(int(rng.integers(2**31)))
+    used = 0
+    for batch in batches:
+        x = torch.from_numpy(batch).to(device, memory_format=layout)
+        n = x.shape[0]
+        snr = torch.from_numpy(rng.uniform(*snr_range, n).astype(np.float32)).to(device)
+        level = torch.from_numpy(rng.integers(0, model.cfg.levels, n)).to(device)
+        model(x, snr, level=level, generator=noise)
+        used += 1
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    for m, mode in modes.items():
+        m.training = mode
+    return used
 
 
 class Trainer:
@@ -331,6 +375,13 @@ class Trainer:
             bar.set_postfix(loss=f"{loss.item():.5f}", rate=f"{out.rate.mean().item():.4f}",
                             refresh=False)
         bar.close()
+        recal_rng = np.random.default_rng([cfg.seed, e, 1])
+        recal = itertools.islice(sampler.batches(cfg.batch_size, recal_rng),
+                                 RECALIBRATION_BATCHES)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bf16"):
+            bn_batches = recalibrate_batchnorm(self.model, recal, (cfg.snr_min, cfg.snr_max),
+                                               recal_rng, self.device, self.layout)
         n = max(steps, 1)
         self.epoch += 1
         stats = EpochStats(
@@ -340,7 +391,7 @@ class Trainer:
             rate_high_snr=by_snr[False][0] / max(by_snr[False][1], 1),
             warmup=warm, lr=lr, temperature=tau, frozen=frozen, steps=steps,
             seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
-            precision=self.precision,
+            precision=self.precision, bn_batches=bn_batches,
         )
         self.log.append(asdict(stats))
         self.save()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from jscc.train import (
     Trainer,
     make_optimizer,
     make_sampler,
+    recalibrate_batchnorm,
     resolve_precision,
     train,
 )
@@ -154,9 +156,33 @@ def test_frozen_phase_trains_only_the_decoder(image_zip, tmp_path):
     trainer = Trainer(cfg, tmp_path / "frozen")
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.run_epoch(CropSampler(load_images(image_zip), cfg.crop), progress=False)
-    after = trainer.model.state_dict()
-    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    after = dict(trainer.model.named_parameters())
+    changed = {k.split(".")[0] for k in after if not torch.equal(before[k], after[k])}
     assert changed == {"from_latent", "channel_decoder", "source_decoder"}
+
+
+def test_batchnorm_statistics_are_a_plain_average_over_the_recalibration_batches(image_zip):
+    torch.manual_seed(0)
+    model = AdaptiveJSCC(JSCCConfig("small", (8, 16, 32))).eval()
+    batches = list(itertools.islice(CropSampler(load_images(image_zip), 32).batches(
+        4, np.random.default_rng(2)), 4))
+
+    def stats(order):
+        used = recalibrate_batchnorm(model, [batches[i] for i in order], (0.0, 20.0),
+                                     np.random.default_rng(5), torch.device("cpu"))
+        assert used == 4
+        return {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+
+    first = stats([0, 1, 2, 3])
+    bn = model.source_encoder[2]
+    assert not model.training and bn.momentum == 0.1  # modes and momentum restored
+    # a plain average does not depend on the order of the batches (a running one would);
+    # the stem's statistics see the pixels only, not the SNR and level each batch draws
+    again = stats([0, 1, 2, 3])
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    stem_mean = first["source_encoder.2.running_mean"]
+    swapped = stats([3, 2, 1, 0])["source_encoder.2.running_mean"]
+    assert torch.allclose(stem_mean, swapped, atol=1e-6)  # before any SNR modulation
 
 
 def test_loss_falls_on_real_images(image_zip):
