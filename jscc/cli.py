@@ -58,7 +58,7 @@ def register(sub) -> None:
                    help="weights file (default: jscc/weights/<config>.pt in the package)")
     x.add_argument("--fp32", action="store_true", help="keep fp32 (default stores fp16)")
     x.add_argument("--card", default=None,
-                   help="model card to write (default: MODEL_CARD.md beside the weights)")
+                   help="model card to write (default: MODEL_CARD-<preset>.md beside the weights)")
     x.add_argument("--eval", action="append", default=[], metavar="JSON",
                    help="`semstream jscc eval` result to tabulate in the card (repeatable)")
     x.set_defaults(func=_export)

@@ -71,6 +71,10 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
     tc = meta["train_config"]
     log = meta["log"]
     hours = sum(r["seconds"] for r in log) / 3600
+    counts: dict[str, int] = {}
+    for r in log:
+        counts[r.get("precision", "fp32")] = counts.get(r.get("precision", "fp32"), 0) + 1
+    precisions = ", ".join(f"{k} for {n} epochs" for k, n in counts.items()) or "fp32"
     drop = round(tc["lr_drop_frac"] * tc["epochs"])
     freeze = round(tc["freeze_frac"] * tc["epochs"])
     warm = round(tc["warmup_frac"] * tc["epochs"])
@@ -94,7 +98,8 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
            "0.35-1) of the 234 photos of `../shared/data/photos-debian.zip`, as many per "
            "batch as make the same pixel count. The 49 photos of `photos-train.zip` are "
            "never trained on: they are the held-out large-image set.")
-        + (f" Started from the weights of `{tc['init']}`." if tc.get("init") else ""),
+        + (f" Started from the weights of `{tc['init']}` (widened function-preservingly "
+           "where that model is narrower, `jscc/widen.py`)." if tc.get("init") else ""),
         f"- Training: {meta['epoch']} of {tc['epochs']} planned epochs, batch {tc['batch_size']}, "
         f"{tc['crop']}x{tc['crop']} crops with flips, SNR uniform in "
         f"[{tc['snr_min']:g}, {tc['snr_max']:g}] dB per image, AWGN, Adam(0.5, 0.999) lr "
@@ -105,13 +110,14 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
         f"selectable groups sent); the first {warm} epochs send every image at a random "
         "level without the rate term (warm-up), later a share of "
         f"{tc['random_level_frac']:g} of each batch keeps a random level.",
-        "- Why these choices: the widths keep encode + decode of a 256x256 crop near 15 ms on "
-        "2 CPU cores; the rate term is the fraction of selectable groups sent, and its weight "
-        "was set so that one group (1/48 channel uses per source value at 32x32) is worth "
-        f"about {per_group:.3g} MSE: worth sending at low SNR, not at high SNR. Without the "
-        "warm-up the policy settled on levels 0-1 within two epochs while the decoder had "
-        "not learnt to use the other groups (fixed level 4 scored no better than level 0).",
-        f"- Wall time: {hours:.2f} h on a shared 2-core CPU (torch threads 2, nice 5).",
+        "- Why these choices: the rate term is the fraction of selectable groups sent, and its "
+        "weight was set so that one group (1/48 channel uses per source value at 32x32) is "
+        f"worth about {per_group:.3g} MSE: worth sending at low SNR, not at high SNR. Without "
+        "the warm-up the policy settled on levels 0-1 within two epochs while the decoder had "
+        "not learnt to use the other groups (fixed level 4 scored no better than level 0). "
+        "Speed of each preset: `docs/results/jscc/bench.json`.",
+        f"- Where: this project's shared 2-core CPU machine, no GPU; {hours:.2f} h of wall "
+        f"time in all, torch threads 2, arithmetic {precisions}.",
         f"- Command: `{meta.get('command', '?')}`",
         f"- Exported {meta['exported']} from `{meta['checkpoint']}`.",
         "",
@@ -136,7 +142,8 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, half: bool = True,
                       card: str | Path | None = None,
                       evals: list[str | Path] | None = None) -> Path:
-    """Write shipped weights (and MODEL_CARD.md beside them) from a training checkpoint."""
+    """Write shipped weights (and MODEL_CARD-<preset>.md beside them) from a training
+    checkpoint."""
     checkpoint = Path(checkpoint)
     model, ckpt = load_checkpoint_model(checkpoint)
     cfg = model.cfg
@@ -157,6 +164,6 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, hal
     }
     out = Path(out) if out else default_weights_path(cfg.name)
     save_weights(model, out, half=half, meta=meta)
-    card_path = Path(card) if card else out.parent / "MODEL_CARD.md"
+    card_path = Path(card) if card else out.parent / f"MODEL_CARD-{cfg.name}.md"
     card_path.write_text(model_card(cfg, meta, [Path(p) for p in evals or []]))
     return out

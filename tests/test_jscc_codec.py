@@ -44,7 +44,7 @@ def random_codec() -> JSCCCodec:
 def test_shipped_weights_exist_with_a_model_card():
     path = default_weights_path("edge")
     assert path.is_file() and path.stat().st_size < 8_000_000
-    card = (path.parent / "MODEL_CARD.md").read_text()
+    card = (path.parent / "MODEL_CARD-edge.md").read_text()
     assert "CIFAR-10" in card and "semstream jscc train" in card
 
 

@@ -212,8 +212,9 @@ def test_cli_train_and_export(image_zip, tmp_path, capsys):
     weights = tmp_path / "w" / "edge.pt"
     assert main(["jscc", "export", "--checkpoint", str(out / "last.pt"), "--out",
                  str(weights)]) == 0
-    card = (tmp_path / "w" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "w" / "MODEL_CARD-edge.md").read_text()
     assert "1 of 1 planned epochs" in card and "semstream jscc train --data x" in card
+    assert "2-core CPU machine, no GPU" in card
     assert main(["jscc", "train", "--data", str(tmp_path / "none.zip"), "--out",
                  str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
