@@ -32,13 +32,21 @@ def _read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def weights(ckpt: dict) -> dict:
+    """The state dict a training checkpoint stands for: its moving average of the weights
+    where it keeps one, else its trained weights."""
+    return ckpt.get("ema") or ckpt["model"]
+
+
 def load_checkpoint_model(checkpoint: str | Path) -> tuple[AdaptiveJSCC, dict]:
-    """(eval-mode model, checkpoint dict) from a training checkpoint ``last.pt``."""
+    """(eval-mode model, checkpoint dict) from a training checkpoint ``last.pt``: the
+    moving average of the weights where the run kept one (:func:`weights`)."""
     checkpoint = Path(checkpoint)
     ckpt = _read_checkpoint(checkpoint)
     model = AdaptiveJSCC(JSCCConfig.from_dict(ckpt["model_config"]))
-    check_state_dict(model, ckpt["model"], str(checkpoint))
-    model.load_state_dict(ckpt["model"])
+    state = weights(ckpt)
+    check_state_dict(model, state, str(checkpoint))
+    model.load_state_dict(state)
     return model.eval(), ckpt
 
 

@@ -19,6 +19,7 @@ from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.export import load_checkpoint_model
 from jscc.model import AdaptiveJSCC, JSCCConfig
 from jscc.train import (
+    EMA_DECAY,
     TrainConfig,
     Trainer,
     make_optimizer,
@@ -283,9 +284,28 @@ def test_a_new_run_can_start_from_another_runs_weights(image_zip, tmp_path):
     first = train(tiny(epochs=1), image_zip, tmp_path / "a", cache_dir=None, progress=False)
     second = Trainer(tiny(epochs=1, init=str(tmp_path / "a" / "last.pt")), tmp_path / "b")
     second.start_from(second.cfg.init)
-    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(),
+    # the moving average of the first run's weights is what it stands for
+    for a, b in zip(first.ema.state_dict().values(), second.model.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
     other = Trainer(tiny(epochs=1, model="x8"), tmp_path / "c")
     with pytest.raises(ValueError, match="holds model"):
         other.start_from(tmp_path / "a" / "last.pt")
+
+
+def test_the_checkpoint_keeps_a_moving_average_of_the_weights(image_zip, tmp_path):
+    trainer = Trainer(tiny(epochs=1, steps_per_epoch=1, warmup_frac=1.0), tmp_path / "run")
+    start = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    trainer.run_epoch(CropSampler(load_images(image_zip), 32), progress=False)
+    trained = dict(trainer.model.named_parameters())
+    averaged = dict(trainer.ema.named_parameters())
+    moved = [k for k in start if not torch.equal(start[k], trained[k])]
+    assert moved
+    for k in moved:  # one step: average = start + (1 - decay) (trained - start)
+        expected = torch.lerp(start[k], trained[k].detach(), 1 - EMA_DECAY)
+        assert torch.allclose(averaged[k], expected, atol=1e-7)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    model, _ = load_checkpoint_model(tmp_path / "run" / "last.pt")
+    assert torch.equal(dict(model.named_parameters())[moved[0]], ckpt["ema"][moved[0]])
+    assert json.loads((tmp_path / "run" / "log.json").read_text())["epochs"][0][
+        "ema_decay"] == EMA_DECAY
