@@ -279,8 +279,10 @@ def main() -> int:
 
     from jscc.device import jscc_precision
 
-    extra = args.extra
-    precision = extra[extra.index("--precision") + 1] if "--precision" in extra[:-1] else "auto"
+    # the JSCC arithmetic the live options ask for (as `semstream live` reads --precision)
+    precision_option = argparse.ArgumentParser(add_help=False)
+    precision_option.add_argument("--precision", default="auto")
+    precision = precision_option.parse_known_args(args.extra)[0].precision
     report: dict = {"clip": str(CLIP.relative_to(ROOT)), "targets": TARGETS,
                     "netns": args.in_netns, "load_average_at_start": os.getloadavg(),
                     "jscc_precision": jscc_precision(torch.device("cpu"), precision)}

@@ -100,11 +100,12 @@ def _load_model(spec: str, device: str = "cpu", precision: str = "auto"):
                          f"a weights file nor 'none'")
     model, meta = load_weights(path, expect=expect, device=device)
     dev = torch.device(device)
-    dtype = autocast_dtype(dev, jscc_precision(dev, precision))
+    arithmetic = jscc_precision(dev, precision)
     info = {"name": spec, "weights": str(path), "config": model.cfg.to_dict(),
-            "epoch": meta.get("epoch"), "precision": str(dtype or torch.float32)[6:]}
+            "epoch": meta.get("epoch"), "precision": arithmetic}
     model = fold_batchnorm(model).eval()
-    return autocast_children(model, AUTOCAST_STAGES, dtype, dev.type), info
+    return autocast_children(model, AUTOCAST_STAGES, autocast_dtype(dev, arithmetic),
+                             dev.type), info
 
 
 def _eval(args) -> int:

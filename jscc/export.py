@@ -8,6 +8,7 @@ facts and from evaluation JSON files of ``semstream jscc eval`` when given.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,9 +80,7 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
     tc = meta["train_config"]
     log = meta["log"]
     hours = sum(r["seconds"] for r in log) / 3600
-    counts: dict[str, int] = {}
-    for r in log:
-        counts[r.get("precision", "fp32")] = counts.get(r.get("precision", "fp32"), 0) + 1
+    counts = Counter(r.get("precision", "fp32") for r in log)
     precisions = ", ".join(f"{k} for {n} epochs" for k, n in counts.items()) or "fp32"
     drop = round(tc["lr_drop_frac"] * tc["epochs"])
     freeze = round(tc["freeze_frac"] * tc["epochs"])

@@ -261,6 +261,11 @@ class Trainer:
             p.requires_grad_(False)
         return ema
 
+    def _autocast(self) -> torch.autocast:
+        """The autocast context of the run's forward passes (bf16 or none)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.precision == "bf16")
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         ema = list(self.ema.parameters())
@@ -280,7 +285,7 @@ class Trainer:
             raise ValueError(f"{path} was made with other settings {diff} (saved, given): "
                              "rerun with the same options or use another --out")
         self.model.load_state_dict(ckpt["model"])
-        self.ema.load_state_dict(ckpt.get("ema") or ckpt["model"])  # older runs kept none
+        self.ema.load_state_dict(weights(ckpt))  # runs from before the average: the weights
         self.opt.load_state_dict(ckpt["optimizer"])
         self.epoch = ckpt["epoch"]
         self.rng.bit_generator.state = ckpt["numpy_rng"]
@@ -301,21 +306,19 @@ class Trainer:
             raise ValueError(f"{checkpoint} holds no model config: not a training checkpoint")
         # parsed, so that keys added since (with their defaults) do not count as a change
         narrow_cfg = JSCCConfig.from_dict(saved)
-        if narrow_cfg == self.model_cfg:
-            self.model.load_state_dict(weights(ckpt))
-            self.ema.load_state_dict(weights(ckpt))
-            return f"starting from the weights of {checkpoint}"
-        narrow = AdaptiveJSCC(narrow_cfg)
-        narrow.load_state_dict(weights(ckpt))
-        try:
-            wide = widen_model(narrow, self.model_cfg, seed=self.cfg.seed)
-        except ValueError as exc:
-            raise ValueError(f"{checkpoint} holds model {saved}, this run trains "
-                             f"{self.model_cfg.to_dict()}: {exc}") from None
-        self.model.load_state_dict(wide.state_dict())
-        self.ema.load_state_dict(wide.state_dict())
-        return (f"starting from the weights of {checkpoint}, widened {narrow_cfg.widths} -> "
-                f"{self.model_cfg.widths}")
+        state, done = weights(ckpt), f"starting from the weights of {checkpoint}"
+        if narrow_cfg != self.model_cfg:
+            narrow = AdaptiveJSCC(narrow_cfg)
+            narrow.load_state_dict(state)
+            try:
+                state = widen_model(narrow, self.model_cfg, seed=self.cfg.seed).state_dict()
+            except ValueError as exc:
+                raise ValueError(f"{checkpoint} holds model {saved}, this run trains "
+                                 f"{self.model_cfg.to_dict()}: {exc}") from None
+            done += f", widened {narrow_cfg.widths} -> {self.model_cfg.widths}"
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        return done
 
     def save(self) -> None:
         """Write last.pt and log.json atomically (rank 0 only)."""
@@ -373,8 +376,7 @@ class Trainer:
             snr = (cfg.snr_min + (cfg.snr_max - cfg.snr_min) * u).to(self.device)
             forced = self.rng.random(x.shape[0]) < random_share
             lv = np.where(forced, self.rng.integers(0, levels, x.shape[0]), -1)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                enabled=self.precision == "bf16"):
+            with self._autocast():
                 out = self.forward(x, snr, level=torch.from_numpy(lv).to(self.device),
                                    temperature=tau)
             per_image = ((out.x_hat.float() - x) ** 2).mean(dim=(1, 2, 3))
@@ -407,8 +409,7 @@ class Trainer:
             recal_rng = np.random.default_rng([cfg.seed, e, 1])
             recal = itertools.islice(sampler.batches(cfg.batch_size, recal_rng),
                                      RECALIBRATION_BATCHES)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                enabled=self.precision == "bf16"):
+            with self._autocast():
                 bn_batches = recalibrate_batchnorm(model, recal, (cfg.snr_min, cfg.snr_max),
                                                    recal_rng, self.device, self.layout)
         n = max(steps, 1)
