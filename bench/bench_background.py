@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, metavar="PATH")
     args = p.parse_args(argv)
     snrs = [float(s) for s in args.snr.split(",")]
-    codec = JSCCCodec.load("edge")
+    codec = JSCCCodec.load()
     rows = []
     for clip in CLIPS:
         image = first_background(ROOT / "samples" / clip)

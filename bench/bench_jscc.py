@@ -1,7 +1,7 @@
 """Benchmark: JSCC encode + decode time through the codec API (numpy in, numpy out).
 
 Cases: one 256 x 256 crop, one 480 x 640 frame, a batch of 128 images of 32 x 32
-(encode_batch + decode_batch), for the shipped ``edge`` weights and the ``wide`` and
+(encode_batch + decode_batch), for the shipped ``edge`` and ``wide`` weights and the
 ``paper`` widths (random weights: the speed does not depend on them), each in fp32 and,
 where the CPU computes bf16 natively, under bf16 autocast (``<name>-bf16``). Prints a JSON
 report; ``--json PATH`` also writes it. Times are the median of ``--repeat`` runs after
@@ -66,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the report here too")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="edge weights (default: the shipped jscc/weights/edge.pt)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -75,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     codecs = {}
     for precision in precisions:
         tag = "" if precision == "fp32" else f"-{precision}"
-        codecs[f"edge{tag}"] = JSCCCodec.load("edge", path=args.weights, threads=args.threads,
-                                              precision=precision)
-        for name in ("wide", "paper"):
-            codecs[f"{name}{tag}"] = JSCCCodec(AdaptiveJSCC(get_config(name)),
-                                               threads=args.threads, precision=precision)
+        for name in ("edge", "wide"):
+            codecs[f"{name}{tag}"] = JSCCCodec.load(name, threads=args.threads,
+                                                    precision=precision)
+        codecs[f"paper{tag}"] = JSCCCodec(AdaptiveJSCC(get_config("paper")),
+                                          threads=args.threads, precision=precision)
     report = {
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "processor": platform.processor(),

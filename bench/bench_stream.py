@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-part", action="append", default=[],
                    choices=("sender", "receiver", "latency", "modes"),
                    help="leave a part out (repeatable)")
-    p.add_argument("--weights", type=Path, help="JSCC weights file (default: shipped edge)")
+    p.add_argument("--weights", type=Path,
+                   help="JSCC weights file (default: the shipped wide model)")
     p.add_argument("--json", type=Path, metavar="PATH")
     args = p.parse_args(argv)
     import torch

@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--snr", type=float, default=10.0)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    codec = JSCCCodec.load("edge")
+    codec = JSCCCodec.load()
     seg = make_segmenter("selfie")
     frames = [f.image for f in read_frames(args.video, max_frames=args.frames)]
     masks = [seg.binary(f, 0.5) for f in frames]

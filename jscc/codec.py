@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jscc import DEFAULT_MODEL
 from jscc.channel import ChannelConfig
 from jscc.device import autocast_children, autocast_dtype, jscc_precision, resolve_device
 from jscc.layers import fold_batchnorm
@@ -134,7 +135,7 @@ class JSCCCodec:
         autocast_children(self.model, AUTOCAST_STAGES, self.autocast, self.device.type)
 
     @classmethod
-    def load(cls, name: str = "edge", path: str | Path | None = None, device: str = "cpu",
+    def load(cls, name: str = DEFAULT_MODEL, path: str | Path | None = None, device: str = "cpu",
              threads: int | None = 2, precision: str = "auto") -> JSCCCodec:
         """Codec from shipped weights jscc/weights/<name>.pt, or from ``path``."""
         from jscc.export import default_weights_path

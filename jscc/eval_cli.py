@@ -11,6 +11,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+from jscc import DEFAULT_MODEL
 from jscc.device_option import add_device_option
 
 MODEL_NONE = "none"
@@ -48,8 +49,8 @@ def register(jsub) -> None:
     e.add_argument("--channel", choices=("awgn", "rayleigh"), default="awgn")
     e.add_argument("--block-size", type=int, default=64,
                    help="channel uses per Rayleigh fading block")
-    e.add_argument("--model", default="edge",
-                   help="shipped weights name (edge | paper), a weights file, or 'none' for "
+    e.add_argument("--model", default=DEFAULT_MODEL,
+                   help="shipped weights name (wide | edge | paper), a weights file, or 'none' for "
                         "the baseline alone")
     e.add_argument("--level", type=int, default=None,
                    help="force rate level K (fixed-rate mode); default: the policy picks")

@@ -23,10 +23,11 @@ from stream.experiments.sweep import (
 
 @pytest.fixture(scope="module", autouse=True)
 def _weights():
+    from jscc import DEFAULT_MODEL
     from jscc.export import default_weights_path
 
-    if not default_weights_path("edge").is_file():
-        pytest.skip("jscc/weights/edge.pt is not exported yet")
+    if not default_weights_path(DEFAULT_MODEL).is_file():
+        pytest.skip(f"jscc/weights/{DEFAULT_MODEL}.pt is not exported yet")
 
 
 def test_tiny_sweep_writes_everything_and_resumes(tmp_path, samples, capsys):

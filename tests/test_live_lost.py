@@ -102,10 +102,11 @@ class _WaitForReport(live.SendHooks):
 
 @pytest.fixture(scope="module")
 def _weights():
+    from jscc import DEFAULT_MODEL
     from jscc.export import default_weights_path
 
-    if not default_weights_path("edge").is_file():
-        pytest.skip("jscc/weights/edge.pt is not exported yet")
+    if not default_weights_path(DEFAULT_MODEL).is_file():
+        pytest.skip(f"jscc/weights/{DEFAULT_MODEL}.pt is not exported yet")
 
 
 @pytest.mark.usefixtures("_weights")

@@ -332,3 +332,15 @@ def test_a_held_background_goes_with_the_next_key_frame(asl, codec):
     assert sender.ledger.background_updates == 1
     receiver.finish(6)
     assert receiver.ledger.delivered == 6 and not receiver.ledger.dropped
+
+
+def test_hello_with_another_model_is_refused(codec):
+    """A sender coding with other JSCC weights than the receiver's ends the session with one
+    clear line (its latents would decode to noise); the receiver counts it."""
+    from stream.core.validate import Invalid
+
+    receiver = ReceiverCore(ReceiverConfig(interp="off"), codec)
+    with pytest.raises(Invalid, match="model-mismatch.*'paper'.*same --weights"):
+        receiver.start(wire.SessionParams(64, 48, 30.0, model="paper"))
+    assert receiver.rejected["model-mismatch"] == 1
+    assert receiver.start(wire.SessionParams(64, 48, 30.0, model=codec.cfg.name))

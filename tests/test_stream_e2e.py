@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module", autouse=True)
 def _weights():
+    from jscc import DEFAULT_MODEL
     from jscc.export import default_weights_path
 
-    if not default_weights_path("edge").is_file():
-        pytest.skip("jscc/weights/edge.pt is not exported yet")
+    if not default_weights_path(DEFAULT_MODEL).is_file():
+        pytest.skip(f"jscc/weights/{DEFAULT_MODEL}.pt is not exported yet")
 
 
 def _source_frames(path: Path, n: int) -> dict:

@@ -15,10 +15,11 @@ KEYS = {"frames", "psnr_mean", "ssim_mean", "psnr_fg_mean", "channel_uses_total"
 
 @pytest.fixture(scope="module", autouse=True)
 def _weights():
+    from jscc import DEFAULT_MODEL
     from jscc.export import default_weights_path
 
-    if not default_weights_path("edge").is_file():
-        pytest.skip("jscc/weights/edge.pt is not exported yet")
+    if not default_weights_path(DEFAULT_MODEL).is_file():
+        pytest.skip(f"jscc/weights/{DEFAULT_MODEL}.pt is not exported yet")
 
 
 def _run(tmp_path, samples, name: str, *extra: str) -> dict:

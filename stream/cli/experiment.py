@@ -8,6 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from jscc import DEFAULT_MODEL
 from jscc.device_option import add_device_option
 from stream.experiments.sweep import DEFAULT_METHODS
 
@@ -60,7 +61,8 @@ def register(sub) -> None:
                    help="first N frames of each clip (default 60; 0 = all)")
     p.add_argument("--figure-snr", type=float, default=5.0,
                    help="SNR of the side-by-side frame figure (default 5)")
-    p.add_argument("--weights", help="JSCC weights file (default: the shipped edge model)")
+    p.add_argument("--weights", help="JSCC weights file (default: the shipped wide model; "
+                        "jscc/weights/edge.pt is the faster one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="local processes (default 2)")
     p.add_argument("--ray", metavar="ADDRESS", help="run the cells on this Ray cluster "
@@ -242,7 +244,7 @@ def _meta(sweep, result, out: Path) -> dict:
             "channels": list(sweep.channels), "methods": list(sweep.methods),
             "channel_methods": list(sweep.channel_methods),
             "variants": list(sweep.variants), "max_frames": sweep.max_frames,
-            "weights": sweep.weights or "shipped edge model", "seed": sweep.seed,
+            "weights": sweep.weights or f"shipped {DEFAULT_MODEL} model", "seed": sweep.seed,
             "cells": len(result.rows), "computed": computed, "wall_seconds": wall,
             "wall_seconds_full": full,
             "executor": f"ray at {sweep.ray_address}" if sweep.ray_address

@@ -73,7 +73,8 @@ def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
                         "halves what the data channel carries)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel noise")
     p.add_argument("--weights", type=Path, metavar="FILE",
-                   help="JSCC weights file (default: the shipped edge model)")
+                   help="JSCC weights file (default: the shipped wide model; "
+                        "jscc/weights/edge.pt is the faster one)")
     add_device_option(p)
 
 

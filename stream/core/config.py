@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from jscc import DEFAULT_MODEL
+
 CHANNELS = ("awgn", "rayleigh")
 MODES = ("proposed", "direct")
 BACKGROUND_LINKS = ("digital", "jscc")
@@ -131,7 +133,7 @@ class SenderConfig:
     background_rate: float = 1 / 12
     background_codecs: tuple[str, ...] = ("jpeg", "webp", "hevc")
     symbols: str = "float16"
-    model: str = "edge"
+    model: str = DEFAULT_MODEL
     weights: Path | None = None
     seed: int = 0
     exposure: bool = True
@@ -216,7 +218,7 @@ class ReceiverConfig:
     late_fallback: str | None = None
     feather: int = 6
     library: Path | None = None
-    model: str = "edge"
+    model: str = DEFAULT_MODEL
     weights: Path | None = None
     device: str = "auto"
     paste: str = "feather"

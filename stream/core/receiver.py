@@ -140,10 +140,17 @@ class ReceiverCore:
 
     def start(self, params: wire.SessionParams) -> bool:
         """Take the session parameters of the sender's Hello; a second Hello is refused
-        (counted "repeated-hello": the frame size stays) and returns False."""
+        (counted "repeated-hello": the frame size stays) and returns False. A Hello naming
+        another JSCC model than this receiver's raises :class:`validate.Invalid`
+        ("model-mismatch"): its latents would decode to noise."""
         if self.state.width:
             self._reject("repeated-hello")
             return False
+        if params.model and params.model != self.codec.cfg.name:  # "": not announced
+            self._reject("model-mismatch")
+            raise validate.Invalid("model-mismatch", (
+                f"the sender codes with the JSCC model {params.model!r}, this receiver "
+                f"decodes with {self.codec.cfg.name!r}: give both the same --weights"))
         self.state.width, self.state.height = params.width, params.height
         self.state.fps, self.state.skip = params.fps, params.skip
         if params.skip > 1 and self.interpolator is not None:

@@ -25,6 +25,7 @@ MAX_INDEX_JUMP = 1 << 14
 REASONS = {
     "no-session": "a frame or background before the sender's Hello",
     "repeated-hello": "a second Hello in one session",
+    "model-mismatch": "a Hello naming a JSCC model other than the receiver's (ends the session)",
     "bad-mode": "a frame message in skip mode (skipped frames send nothing)",
     "bad-index": f"a frame index more than {MAX_INDEX_JUMP} above the highest seen",
     "repeated-index": "a frame index that already has an outcome",

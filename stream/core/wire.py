@@ -143,7 +143,7 @@ class SessionParams:
     skip: int = 0
     channel: str = "awgn"
     snr_db: float = 10.0
-    model: str = ""
+    model: str = ""  # JSCC preset name of the sender's weights ("" = not announced)
     segmenter: str = ""
 
 

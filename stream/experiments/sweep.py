@@ -204,10 +204,11 @@ class SweepConfig:
         resolves it for ``device``), max_frames, seed and the pipeline revision."""
         import hashlib
 
+        from jscc import DEFAULT_MODEL
         from jscc.device import jscc_precision, resolve_device
         from jscc.export import default_weights_path
 
-        path = Path(self.weights) if self.weights else default_weights_path("edge")
+        path = Path(self.weights) if self.weights else default_weights_path(DEFAULT_MODEL)
         if not path.is_file():
             raise FileNotFoundError(f"JSCC weights not found: {path}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -40,6 +40,7 @@ from stream.core.sources import (
     VideoFileSource,
     WebcamSource,
 )
+from stream.core.validate import Invalid
 from stream.net.browser_source import BrowserCameraSource
 from stream.net.peer import PeerGone, PeerOptions, ReceiverEndpoint, SenderEndpoint
 
@@ -187,7 +188,7 @@ async def send(source: Source, to: Address, token: str, config: SenderConfig,
     info = source.info
     await asyncio.to_thread(core.warm_up, info.width, info.height)
     params = wire.SessionParams(info.width, info.height, info.fps, config.skip, config.channel,
-                                config.snr_db, config.model, config.segmenter)
+                                config.snr_db, core.codec.cfg.name, config.segmenter)
     endpoint = SenderEndpoint(to.host, to.port, token, params, options)
     ledger = FrameLedger()
     on_air = ChannelLedger()  # messages handed to the data channel (not those dropped)
@@ -320,12 +321,18 @@ class _ReceiverSession:
         self.outputs = 0
         self.outputs_by_mode: Counter[str] = Counter()  # key, direct, interpolated, ...
         self.started = time.monotonic()
+        self.refused: str | None = None  # why the session was refused, if it was
 
     async def messages(self, endpoint: ReceiverEndpoint) -> AsyncIterator:
         async for msg in endpoint.messages():
             if isinstance(msg, wire.Hello):
-                if not self.core.start(msg.params):
-                    continue  # a second Hello: refused and counted by the core
+                try:
+                    if not self.core.start(msg.params):
+                        continue  # a second Hello: refused and counted by the core
+                except Invalid as err:  # a session this receiver cannot decode
+                    print(f"semstream receive: {err}", file=self.log)
+                    self.refused = str(err)
+                    return
                 self.hello = msg
                 print(f"semstream receive: sender connected ({msg.params.width}x"
                       f"{msg.params.height} at {msg.params.fps:g} fps, skip "
@@ -460,7 +467,7 @@ async def receive(listen: Address, token: str, config: ReceiverConfig,
     frames = core.finish(bye=bye)
     lat = session.latency.summary()
     return {
-        "role": "receiver", "end_reason": endpoint.end_reason,
+        "role": "receiver", "end_reason": endpoint.end_reason, "refused": session.refused,
         "frames_sent": None if bye is None else bye.frames_sent,
         "frames_read_by_sender": None if bye is None else bye.frames_read,
         "frames_received": session.frames_in,
