@@ -11,6 +11,10 @@ uses are reported but not budgeted. The clips are the ASL samples of the sweep; 
 tuned on them (TemporalConfig's defaults). Usage:
 ``nice -n 5 .venv/bin/python bench/bench_temporal_tradeoff.py
 --json docs/results/stream/temporal-tradeoff.json``
+
+``--drift-weights 1,10,100`` runs every budget at each drift weight (TemporalConfig's
+``drift_weight``); tune it on a clip that is not an evaluation clip, e.g.
+``--clips carphone.mp4 --frames 120 --fractions 1,0.5``, never on the ASL clips.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def frame_uses(report: dict) -> float:
     return (uses["frames"] + uses["side_info"]) / report["frames"]
 
 
-def one_run(video: Path, snr: float, frames: int, temporal: TemporalConfig | None) -> dict:
+def one_run(video: Path, snr: float, frames: int | None,
+            temporal: TemporalConfig | None) -> dict:
     """The figures of one offline run of ``video`` at ``snr`` dB (AWGN)."""
     config = run.RunConfig(
         sender=SenderConfig(snr_db=snr, channel="awgn", mode="proposed", temporal=temporal,
@@ -53,12 +58,13 @@ def one_run(video: Path, snr: float, frames: int, temporal: TemporalConfig | Non
             "frames_delivered": report["frames_delivered"], "frames": report["frames"]}
 
 
-def summarise(points: list[dict], fractions: list[float]) -> list[dict]:
-    """Per budget fraction: mean PSNR differences (temporal - plain, dB) over the points,
-    the worst point, and the mean ratio of channel uses (all, backgrounds included)."""
+def summarise(points: list[dict], fractions: list[float], weight: str) -> list[dict]:
+    """Per budget fraction at drift weight ``weight``: mean PSNR differences (temporal -
+    plain, dB) over the points, the worst point, and the mean ratio of channel uses (all,
+    backgrounds included)."""
     out = []
     for f in fractions:
-        runs = [(p["plain"], p["temporal"][str(f)]) for p in points]
+        runs = [(p["plain"], p["temporal"][weight][str(f)]) for p in points]
         d = [t["psnr"] - b["psnr"] for b, t in runs]
         dfg = [t["psnr_fg"] - b["psnr_fg"] for b, t in runs]
         out.append({"fraction": f,
@@ -78,24 +84,31 @@ def main() -> None:
     p.add_argument("--snrs", default="0,10,20", help="dB, comma-separated")
     p.add_argument("--fractions", default="1,0.5,0.25",
                    help="temporal budgets as fractions of plain proposed's frame uses")
-    p.add_argument("--frames", type=int, default=60, help="frames per clip (the sweep's)")
+    p.add_argument("--drift-weights", default=f"{TemporalConfig.drift_weight:g}",
+                   help="TemporalConfig drift weights, comma-separated (default: the default)")
+    p.add_argument("--frames", type=int, default=60,
+                   help="frames per clip (the sweep's 60; 0 = all)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
 
     fractions = [float(f) for f in args.fractions.split(",")]
+    weights = [f"{float(w):g}" for w in args.drift_weights.split(",")]
+    frames = args.frames or None
     load, started, points = os.getloadavg(), time.perf_counter(), []
     for clip in args.clips.split(","):
         for snr in (float(s) for s in args.snrs.split(",")):
-            plain = one_run(SAMPLES / clip, snr, args.frames, None)
+            plain = one_run(SAMPLES / clip, snr, frames, None)
             budget = plain["frame_uses_per_frame"]
-            temporal = {str(f): one_run(SAMPLES / clip, snr, args.frames,
-                                        TemporalConfig(budget=f * budget))
-                        for f in fractions}
+            temporal = {w: {str(f): one_run(SAMPLES / clip, snr, frames, TemporalConfig(
+                budget=f * budget, drift_weight=float(w))) for f in fractions}
+                for w in weights}
             points.append({"clip": clip, "snr_db": snr, "plain": plain, "temporal": temporal})
-            print(f"{clip} {snr:g} dB: plain {plain['psnr']:.2f} dB, temporal "
-                  + ", ".join(f"{f:g}U {t['psnr']:.2f}" for f, t in zip(
-                      fractions, temporal.values(), strict=True)), file=sys.stderr)
-    summary = summarise(points, fractions)
+            for w, runs in temporal.items():
+                print(f"{clip} {snr:g} dB: plain {plain['psnr']:.2f} dB, temporal (drift "
+                      f"weight {w}) " + ", ".join(f"{f:g}U {t['psnr']:.2f}" for f, t in zip(
+                          fractions, runs.values(), strict=True)), file=sys.stderr)
+    by_weight = {w: summarise(points, fractions, w) for w in weights}
+    summary = by_weight[weights[0]]
     half = next((s for s in summary if s["fraction"] == 0.5), None)
     full = next((s for s in summary if s["fraction"] == 1.0), None)
     emit({
@@ -103,9 +116,10 @@ def main() -> None:
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "channel": "awgn", "frames_per_clip": args.frames,
         "temporal_config": {"threshold": TemporalConfig.threshold,
-                            "drift_weight": TemporalConfig.drift_weight,
+                            "drift_weight": float(weights[0]),
                             "refresh": TemporalConfig.refresh},
-        "summary": summary,
+        "summary": summary,  # at the first drift weight; the targets below too
+        "summary_by_drift_weight": by_weight,
         "targets": {
             "half_uses_no_loss": None if half is None else {
                 "target": "at 1/2 of plain's frame uses, PSNR and fg PSNR >= plain's at every "
