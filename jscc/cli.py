@@ -24,6 +24,9 @@ def register(sub) -> None:
                    help="folder or zip of large photos whose crops are mixed in")
     t.add_argument("--photo-share", type=float, default=0.0,
                    help="share of the steps that train on photo crops (needs --photos)")
+    t.add_argument("--photo-patches", type=float, default=0.0,
+                   help="share of every batch replaced by --crop-size patches of the photos "
+                        "(zoom 0.25-1; needs --photos)")
     t.add_argument("--config", default="edge",
                    help="model preset (edge | wide | paper | edge-gdn | x8 | x8-gdn)")
     t.add_argument("--epochs", type=int, default=80)
@@ -95,7 +98,8 @@ def _train(args) -> int:
     cfg = TrainConfig(model=args.config, epochs=args.epochs, batch_size=args.batch_size,
                       crop=args.crop, lr=args.lr, rate_weight=args.rate_weight, snr_min=lo,
                       snr_max=hi, seed=args.seed, steps_per_epoch=args.steps_per_epoch,
-                      photo_share=args.photo_share, warmup_frac=args.warmup_frac,
+                      photo_share=args.photo_share, photo_patches=args.photo_patches,
+                      warmup_frac=args.warmup_frac,
                       lr_drop_frac=args.lr_drop_frac, freeze_frac=args.freeze_frac,
                       init=args.init)
     device = resolve_device(args.device)

@@ -151,28 +151,39 @@ class PhotoCropSampler:
             crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
         return crop
 
-    def batch(self, rng: np.random.Generator) -> np.ndarray:
-        """One (N, 3, s, s) float32 batch."""
-        side = int(rng.choice(self.sides))
-        n = max(1, self.pixels // (side * side))
+    def patches(self, n: int, side: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` crops of side ``side`` (random photo, zoom and flip): (n, 3, side, side)
+        float32 in [0, 1]."""
         idx = rng.integers(0, len(self.images), n)
         batch = np.stack([self._crop(self.images[i], side, rng) for i in idx])
         flip = rng.random(n) < 0.5
         batch[flip] = batch[flip, :, ::-1]
         return batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
 
+    def batch(self, rng: np.random.Generator) -> np.ndarray:
+        """One (N, 3, s, s) float32 batch at a side s drawn from ``sides``."""
+        side = int(rng.choice(self.sides))
+        return self.patches(max(1, self.pixels // (side * side)), side, rng)
+
 
 class MixedSampler:
     """One epoch = one pass over the small images (``CropSampler``); with probability
     ``photo_share`` a step serves a ``PhotoCropSampler`` batch of the same pixel count
-    instead. Yields (B, 3, s, s) float32 batches in [0, 1]."""
+    instead. With ``patches`` (a ``PhotoCropSampler`` whose side is the small crop's), a
+    share ``patch_share`` of every small-image batch is replaced by photo patches of the
+    same size, so both kinds meet in one batch (and in its BatchNorm statistics).
+    Yields (B, 3, s, s) float32 batches in [0, 1]."""
 
     def __init__(self, small: CropSampler, photos: PhotoCropSampler | None,
-                 photo_share: float):
+                 photo_share: float, patches: PhotoCropSampler | None = None,
+                 patch_share: float = 0.0):
         if not 0 <= photo_share < 1:
             raise ValueError(f"photo share must be in [0, 1), got {photo_share}")
-        self.small, self.photos = small, photos
+        if not 0 <= patch_share < 1:
+            raise ValueError(f"photo patch share must be in [0, 1), got {patch_share}")
+        self.small, self.photos, self.patches = small, photos, patches
         self.photo_share = photo_share if photos is not None else 0.0
+        self.patch_share = patch_share if patches is not None else 0.0
 
     def __len__(self) -> int:
         return len(self.small)
@@ -188,7 +199,11 @@ class MixedSampler:
                 yield self.photos.batch(rng)
                 continue
             try:
-                yield next(small)
+                batch = next(small)
             except StopIteration:
                 small = self.small.batches(batch_size, rng)
-                yield next(small)
+                batch = next(small)
+            k = round(self.patch_share * len(batch))
+            if k:
+                batch[-k:] = self.patches.patches(k, batch.shape[-1], rng)
+            yield batch

@@ -105,6 +105,9 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
            "0.35-1) of the 234 photos of `../shared/data/photos-debian.zip`, as many per "
            "batch as make the same pixel count. The 49 photos of `photos-train.zip` are "
            "never trained on: they are the held-out large-image set.")
+        + ("" if not tc.get("photo_patches") else
+           f" A share of {tc['photo_patches']:g} of every batch is {tc['crop']}x{tc['crop']} "
+           "patches of those photos (zoom 0.25-1) instead.")
         + (f" Started from the weights of `{tc['init']}` (widened function-preservingly "
            "where that model is narrower, `jscc/widen.py`)." if tc.get("init") else ""),
         f"- Training: {meta['epoch']} of {tc['epochs']} planned epochs, batch {tc['batch_size']}, "

@@ -93,6 +93,7 @@ class TrainConfig:
     seed: int = 0
     steps_per_epoch: int = 0  # 0 = one pass over the data
     photo_share: float = 0.0  # share of steps that train on crops of large photos
+    photo_patches: float = 0.0  # share of each small batch replaced by photo patches
     init: str = ""  # checkpoint whose weights (widened if narrower) start a fresh run
 
     def __post_init__(self):
@@ -447,18 +448,24 @@ class Trainer:
 def make_sampler(cfg: TrainConfig, data: str | Path, photos: str | Path | None = None,
                  cache_dir: str | Path | None = "runs/cache") -> MixedSampler:
     """Training batches: ``cfg.crop`` crops of ``data``, mixed with crops of ``photos``
-    (a folder or zip of large photos) on a ``cfg.photo_share`` of the steps."""
+    (a folder or zip of large photos) on a ``cfg.photo_share`` of the steps, and/or with
+    crop-size photo patches (zoom 0.25-1) as a ``cfg.photo_patches`` share of every batch."""
     small = CropSampler(load_images(data, cache_dir), cfg.crop)
     if small.steps_per_epoch(cfg.batch_size) == 0:
         raise ValueError(f"{data} holds {len(small)} images, fewer than one batch of "
                          f"{cfg.batch_size}: lower --batch-size")
-    if cfg.photo_share and photos is None:
+    if (cfg.photo_share or cfg.photo_patches) and photos is None:
         raise ValueError("a photo share above 0 needs --photos (a folder or zip of photos)")
-    big = None
-    if photos is not None and cfg.photo_share:
-        images = load_images(photos)
-        big = PhotoCropSampler(list(images), pixels=cfg.batch_size * cfg.crop * cfg.crop)
-    return MixedSampler(small, big, cfg.photo_share)
+    big = patches = None
+    if photos is not None and (cfg.photo_share or cfg.photo_patches):
+        images = list(load_images(photos))
+        pixels = cfg.batch_size * cfg.crop * cfg.crop
+        if cfg.photo_share:
+            big = PhotoCropSampler(images, pixels=pixels)
+        if cfg.photo_patches:
+            patches = PhotoCropSampler(images, pixels=pixels, sides=(cfg.crop,),
+                                       zoom=(0.25, 1.0))
+    return MixedSampler(small, big, cfg.photo_share, patches, cfg.photo_patches)
 
 
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, device: str = "cpu",

@@ -252,6 +252,26 @@ def test_photo_crops_mix_in_at_the_same_pixel_count(samples):
         make_sampler(tiny(photo_share=0.3), samples / "cronkite")
 
 
+def test_photo_patches_share_every_batch(samples, image_zip):
+    """--photo-patches replaces the same share of every small-image batch by crop-size
+    photo patches: batches keep their shape, the last rows are photo content."""
+    from dynbg.video import read_frames
+
+    rng = np.random.default_rng(0)
+    photos = [f.image for f in read_frames(samples / "carphone.mp4", max_frames=4)]  # colour
+    patches = PhotoCropSampler(photos, pixels=8 * 32 * 32, sides=(32,), zoom=(0.25, 1.0))
+    small = CropSampler(load_images(image_zip), 32)  # gray talking head: R = G = B
+    mixed = MixedSampler(small, None, 0.0, patches, patch_share=0.25)
+    for batch in itertools.islice(mixed.batches(8, rng), 3):
+        assert batch.shape == (8, 3, 32, 32) and batch.dtype == np.float32
+        gray = [bool(np.all(b[0] == b[1]) and np.all(b[1] == b[2])) for b in batch]
+        assert gray == [True] * 6 + [False] * 2
+    with pytest.raises(ValueError, match="patch share"):
+        MixedSampler(small, None, 0.0, patches, patch_share=1.0)
+    with pytest.raises(ValueError, match=r"needs --photos"):
+        make_sampler(tiny(photo_patches=0.3), image_zip)
+
+
 def test_cpu_budget_stops_an_equal_budget_run(image_zip, tmp_path):
     trainer = Trainer(tiny(epochs=50), tmp_path / "budget")
     sampler = CropSampler(load_images(image_zip), 32)

@@ -370,8 +370,10 @@ CAVEATS = """\
 - Compression ratio = source values (3 x H x W per frame) / channel uses, counting frame
   symbols, background updates and side information (1 bit per channel use). SSIM is the
   standard Gaussian 11 x 11 (sigma 1.5) SSIM.
-- The JSCC model is the narrow `edge` model trained on this 2-core machine (see its model
-  card); figures will change when a better model is exported. Re-run the command above."""
+- The JSCC model is the one the report names, trained on this 2-core machine (its model
+  card: `jscc/weights/MODEL_CARD-<name>.md`); it runs in the arithmetic each cell records
+  (`jscc_precision`). Figures change when a better model is exported: re-run the command
+  above."""
 
 
 def _sections(rows: list[dict], heading: str) -> list[str]:

@@ -150,9 +150,10 @@ class SweepConfig:
     channel_methods: the methods run on the other channels; variants: names in VARIANTS;
     max_frames: first frames of each clip (None = all); figure_snr: SNR (dB) at which JSCC
     cells also return one rebuilt frame for the side-by-side figure (and of the PSNR-vs-time
-    plot); seed: channel noise and fading; weights: JSCC weights file (None = shipped edge
-    model); workers: local processes; ray_address: run on this Ray cluster instead;
-    device: where each cell runs its models (``--device``, resolved in the worker).
+    plot); seed: channel noise and fading; weights: JSCC weights file (None = the shipped
+    default, ``jscc.DEFAULT_MODEL``); workers: local processes; ray_address: run on this
+    Ray cluster instead; device: where each cell runs its models (``--device``, resolved
+    in the worker).
     """
 
     clips: tuple[str, ...] = DEFAULT_CLIPS
