@@ -148,8 +148,9 @@ def _mean(values: list) -> float | None:
 
 # --- per-stage costs ---------------------------------------------------------------------
 
-def stage_costs(frames: int = 60, precision: str = "auto") -> dict:
-    """Median ms of each step alone (torch 1 thread), frame by frame on the clip."""
+def stage_costs(frames: int = 60, precision: str = "auto", model: str = "edge") -> dict:
+    """Median ms of each step alone (torch 1 thread), frame by frame on the clip, with the
+    shipped JSCC weights ``model``."""
     import fractions
 
     import av
@@ -185,10 +186,10 @@ def stage_costs(frames: int = 60, precision: str = "auto") -> dict:
 
     config = SenderConfig(max_pixels=LIVE_MAX_PIXELS, symbols=LIVE_SYMBOLS,
                           background_codecs=LIVE_BACKGROUND_CODECS, device="cpu",
-                          precision=precision)
+                          precision=precision, model=model)
     tx = SenderCore(config)
     rx = ReceiverCore(ReceiverConfig(interp="off", paste="feather", device="cpu",
-                                     precision=precision))
+                                     precision=precision, model=model))
     torch.set_num_threads(1)
     rx.start(wire.SessionParams(640, 480, 30.0))
     tx.segmenter.binary = timed("segmenter", tx.segmenter.binary)
@@ -278,18 +279,22 @@ def main() -> int:
     import torch
 
     from jscc.device import jscc_precision
+    from stream.core.config import LIVE_MODEL
 
-    # the JSCC arithmetic the live options ask for (as `semstream live` reads --precision)
-    precision_option = argparse.ArgumentParser(add_help=False)
-    precision_option.add_argument("--precision", default="auto")
-    precision = precision_option.parse_known_args(args.extra)[0].precision
+    # the JSCC model and arithmetic the live options ask for (as `semstream live` reads them)
+    live_options = argparse.ArgumentParser(add_help=False)
+    live_options.add_argument("--precision", default="auto")
+    live_options.add_argument("--model", default=LIVE_MODEL)
+    chosen = live_options.parse_known_args(args.extra)[0]
+    precision = chosen.precision
     report: dict = {"clip": str(CLIP.relative_to(ROOT)), "targets": TARGETS,
                     "netns": args.in_netns, "load_average_at_start": os.getloadavg(),
+                    "jscc_model": chosen.model,
                     "jscc_precision": jscc_precision(torch.device("cpu"), precision)}
     report["live"] = asyncio.run(live_run(args.extra, args.warmup, args.seconds))
     report["load_average_at_end"] = os.getloadavg()
     if not args.no_stages:
-        report["stages_alone_ms"] = stage_costs(precision=precision)
+        report["stages_alone_ms"] = stage_costs(precision=precision, model=chosen.model)
     report["verdict"] = _verdict(report)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")

@@ -340,7 +340,7 @@ def test_hello_with_another_model_is_refused(codec):
     from stream.core.validate import Invalid
 
     receiver = ReceiverCore(ReceiverConfig(interp="off"), codec)
-    with pytest.raises(Invalid, match="model-mismatch.*'paper'.*same --weights"):
+    with pytest.raises(Invalid, match="model-mismatch.*'paper'.*same --model"):
         receiver.start(wire.SessionParams(64, 48, 30.0, model="paper"))
     assert receiver.rejected["model-mismatch"] == 1
     assert receiver.start(wire.SessionParams(64, 48, 30.0, model=codec.cfg.name))

@@ -88,7 +88,7 @@ def live_config(args: argparse.Namespace):
     receiver = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
                               late_fallback=None if args.late_fallback == "none"
                               else args.late_fallback, library=args.library,
-                              paste=args.paste,
+                              paste=args.paste, model=args.model,
                               weights=args.weights, device=_device(args),
                               precision=args.precision)
     config = LiveConfig(args.source, sender, receiver, view_port=args.view,

@@ -18,12 +18,23 @@ NO_DROP = ("process every frame even when a stage falls behind (latency grows); 
            "the oldest waiting frame is dropped and counted")
 
 
+def add_model_options(p: argparse.ArgumentParser, default: str) -> None:
+    """``--model`` (a shipped JSCC preset, ``default`` unless given) and ``--weights``."""
+    p.add_argument("--model", default=default, metavar="NAME",
+                   help=f"shipped JSCC weights jscc/weights/NAME.pt: wide (better) or edge "
+                        f"(2.4x faster in fp32, 1.5x in bf16); default {default}; sender and "
+                        "receiver must use the same")
+    p.add_argument("--weights", type=Path, metavar="FILE",
+                   help="a JSCC weights file instead of --model's shipped one")
+
+
 def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
     """Options of ``send`` (live, with the defaults of ``stream.core.config.LIVE_*``) and ``run``
     (offline, SenderConfig's defaults)."""
     from stream.core.config import (
         LIVE_BACKGROUND_CODECS,
         LIVE_MAX_PIXELS,
+        LIVE_MODEL,
         LIVE_SYMBOLS,
         SenderConfig,
         TemporalConfig,
@@ -72,9 +83,7 @@ def _sender_options(p: argparse.ArgumentParser, live: bool) -> None:
                    help=f"wire quantisation of the received symbols (default {symbols}; int8 "
                         "halves what the data channel carries)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel noise")
-    p.add_argument("--weights", type=Path, metavar="FILE",
-                   help="JSCC weights file (default: the shipped wide model; "
-                        "jscc/weights/edge.pt is the faster one)")
+    add_model_options(p, LIVE_MODEL if live else SenderConfig.model)
     add_device_option(p)
 
 
@@ -103,7 +112,8 @@ def _sender_config(args: argparse.Namespace, mode: str = "proposed"):
                         direct_above=args.direct_above,
                         max_pixels=args.max_pixels, background=args.background,
                         background_codecs=tuple(args.background_codecs.split(",")),
-                        symbols=args.symbols, seed=args.seed, weights=args.weights,
+                        symbols=args.symbols, seed=args.seed, model=args.model,
+                        weights=args.weights,
                         device=_device(args), precision=args.precision)
 
 
@@ -133,7 +143,7 @@ def _summary(role: str, report: dict) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``send``, ``receive`` and ``run``."""
-    from stream.core.config import LIVE_LATE_FALLBACK
+    from stream.core.config import LIVE_LATE_FALLBACK, LIVE_MODEL
 
     p = sub.add_parser("send", help="stream a file, image folder or camera to a receiver",
                        description="Stream SOURCE (video file, image folder, webcam[:DEVICE] "
@@ -168,7 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cheaper interpolation that takes over when --interp cannot keep up "
                         f"(default {LIVE_LATE_FALLBACK}; none: never)")
     p.add_argument("--library", type=Path, metavar="DIR")
-    p.add_argument("--weights", type=Path, metavar="FILE")
+    add_model_options(p, LIVE_MODEL)
     add_device_option(p)
     p.add_argument("--no-drop", action="store_true", help=NO_DROP)
     p.add_argument("--json", type=Path, metavar="REPORT.json")
@@ -220,7 +230,7 @@ def _receive(args: argparse.Namespace) -> int:
     config = ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
                             late_fallback=None if args.late_fallback == "none"
                             else args.late_fallback, library=args.library,
-                            weights=args.weights, device=_device(args),
+                            model=args.model, weights=args.weights, device=_device(args),
                             precision=args.precision)
     report = asyncio.run(live.receive(listen, args.token, config, args.out, view,
                                       _pipeline(args)))
@@ -237,8 +247,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-frames must be at least 1, got {args.max_frames}")
     config = RunConfig(_sender_config(args, args.mode),
                        ReceiverConfig(interp=args.interp, interp_scale=args.interp_scale,
-                                      library=args.library, weights=args.weights,
-                                      device=_device(args), precision=args.precision),
+                                      library=args.library, model=args.model,
+                                      weights=args.weights, device=_device(args),
+                                      precision=args.precision),
                        args.max_frames, args.out, not args.no_rows,
                        progress=not args.no_progress)
     report = run_video(args.video, config)

@@ -25,7 +25,11 @@ SYMBOL_FORMATS = ("float16", "int8")  # names of stream.core.wire.SymbolFormat, 
 #   for 3.6 dB of foreground PSNR on asl-again at 10 dB (29.5 vs 33.1 dB);
 #   `send --max-pixels 307200` keeps full resolution;
 # - the receiver's interpolation hands over to DIS (31 ms per 640x480 frame) after
-#   LATE_GAPS gaps in a row that RIFE filled late.
+#   LATE_GAPS gaps in a row that RIFE filled late;
+# - the JSCC model is edge, not the default wide: wide's encode + decode cost 48 ms a crop
+#   on one core against edge's 20, and the live demo on 2 cores dropped 19 % of the frames
+#   with wide against 3.6 % with edge (docs/results/stream/live.json, live-wide.json).
+LIVE_MODEL = "edge"
 LIVE_BACKGROUND_CODECS = ("jpeg", "webp")
 LIVE_SYMBOLS = "int8"
 LIVE_MAX_PIXELS = 320 * 240

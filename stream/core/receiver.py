@@ -150,7 +150,7 @@ class ReceiverCore:
             self._reject("model-mismatch")
             raise validate.Invalid("model-mismatch", (
                 f"the sender codes with the JSCC model {params.model!r}, this receiver "
-                f"decodes with {self.codec.cfg.name!r}: give both the same --weights"))
+                f"decodes with {self.codec.cfg.name!r}: give both the same --model (or --weights)"))
         self.state.width, self.state.height = params.width, params.height
         self.state.fps, self.state.skip = params.fps, params.skip
         if params.skip > 1 and self.interpolator is not None:
