@@ -138,8 +138,12 @@ class JSCCCodec:
     def load(cls, name: str = DEFAULT_MODEL, path: str | Path | None = None, device: str = "cpu",
              threads: int | None = 2, precision: str = "auto") -> JSCCCodec:
         """Codec from shipped weights jscc/weights/<name>.pt, or from ``path``."""
-        from jscc.export import default_weights_path
+        from jscc.export import WEIGHTS_DIR, default_weights_path
 
+        if path is None and not default_weights_path(name).is_file():
+            shipped = ", ".join(sorted(f.stem for f in WEIGHTS_DIR.glob("*.pt"))) or "none"
+            raise FileNotFoundError(f"no shipped JSCC weights named {name!r} (shipped: "
+                                    f"{shipped}): choose one with --model, or give --weights FILE")
         device = str(resolve_device(str(device)))
         model, _ = load_weights(path or default_weights_path(name),
                                 expect=None if path else name, device=device)

@@ -131,3 +131,5 @@ def test_bad_input_is_refused_clearly(codec, frames, tmp_path):
         codec.encode_batch([], 10.0)
     with pytest.raises(FileNotFoundError, match="not found"):
         JSCCCodec.load("edge", path=tmp_path / "none.pt")
+    with pytest.raises(FileNotFoundError, match=r"named 'tiny' \(shipped: edge, wide\)"):
+        JSCCCodec.load("tiny")
