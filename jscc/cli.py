@@ -39,9 +39,9 @@ def register(sub) -> None:
                    help="lambda on the fraction of selectable groups sent")
     t.add_argument("--snr", default="0,20", help="training SNR range MIN,MAX in dB")
     t.add_argument("--init", default="",
-                   help="start a new run from the weights of this training checkpoint "
-                        "(of the same preset, or of one whose widths it multiplies: widened "
-                        "so that it starts out computing the same)")
+                   help="start a new run from the weights of this training checkpoint or "
+                        "exported weights file (of the same preset, or of one whose widths "
+                        "it multiplies: widened so that it starts out computing the same)")
     t.add_argument("--warmup-frac", type=float, default=0.1,
                    help="share of the epochs at random levels before the policy trains")
     t.add_argument("--lr-drop-frac", type=float, default=0.375,

@@ -298,13 +298,19 @@ class Trainer:
         return True
 
     def start_from(self, checkpoint: str | Path) -> str:
-        """Copy the model weights (not the optimizer) of another run's checkpoint: as they
+        """Copy the model weights (not the optimizer) of another run's checkpoint, or of an
+        exported weights file (``save_weights``; fp16 weights are taken as fp32): as they
         are for the same model, widened function-preservingly (:mod:`jscc.widen`) for a
         model with a whole multiple of its widths. Returns what was done, for the log."""
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        saved = ckpt.get("model_config")
+        if isinstance(ckpt, dict) and "state_dict" in ckpt and "config" in ckpt:
+            ckpt = {"model_config": ckpt["config"],
+                    "model": {k: v.float() if v.is_floating_point() else v
+                              for k, v in ckpt["state_dict"].items()}}
+        saved = ckpt.get("model_config") if isinstance(ckpt, dict) else None
         if saved is None:
-            raise ValueError(f"{checkpoint} holds no model config: not a training checkpoint")
+            raise ValueError(f"{checkpoint} holds no model config: neither a training "
+                             "checkpoint nor exported weights")
         # parsed, so that keys added since (with their defaults) do not count as a change
         narrow_cfg = JSCCConfig.from_dict(saved)
         state, done = weights(ckpt), f"starting from the weights of {checkpoint}"

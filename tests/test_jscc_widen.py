@@ -57,3 +57,17 @@ def test_a_wide_run_starts_from_a_narrow_checkpoint(edge, tmp_path):
     assert ((_run(trainer.model, x, 4)[0] - _run(edge, x, 4)[0]) ** 2).mean() < 1e-4
     with pytest.raises(ValueError, match="cannot widen"):
         Trainer(TrainConfig(model="x8"), tmp_path / "x8").start_from(src)
+
+
+def test_a_run_starts_from_shipped_weights(edge, tmp_path):
+    """--init takes an exported weights file too (the shipped edge.pt, fp16)."""
+    from jscc.export import default_weights_path
+
+    trainer = Trainer(TrainConfig(model="wide"), tmp_path / "run")
+    assert "widened" in trainer.start_from(default_weights_path("edge"))
+    trainer.model.eval()
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    assert ((_run(trainer.model, x, 4)[0] - _run(edge, x, 4)[0]) ** 2).mean() < 1e-4
+    torch.save({"something": 1}, tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="neither a training checkpoint nor exported weights"):
+        trainer.start_from(tmp_path / "junk.pt")
