@@ -24,16 +24,8 @@ import torch  # noqa: E402
 from jsonreport import emit  # noqa: E402
 
 from jscc.evaluate import EvalConfig, evaluate_model, load_eval_images  # noqa: E402
-from jscc.export import load_checkpoint_model  # noqa: E402
-from jscc.model import AdaptiveJSCC, load_weights  # noqa: E402
-
-
-def load_any(path: str) -> AdaptiveJSCC:
-    """A model from shipped weights (``*.pt`` written by export) or a training checkpoint."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(blob, dict) and "optimizer" in blob:
-        return load_checkpoint_model(path)[0]
-    return load_weights(path)[0]
+from jscc.export import load_model  # noqa: E402
+from jscc.model import AdaptiveJSCC  # noqa: E402
 
 
 def envelope(model: AdaptiveJSCC, images: list, snrs: tuple[float, ...]) -> list[dict]:
@@ -88,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(2)
     size = tuple(int(v) for v in args.size.split("x")) if args.size else None
     images, info = load_eval_images(args.data, args.limit or None, size=size)
-    model = load_any(args.model)
+    model = load_model(args.model)
     snrs = tuple(float(v) for v in args.snr.split(","))
     rows = envelope(model, images, snrs)
     emit({"model": args.model, "config": model.cfg.to_dict(), "data": info, "channel": "awgn",

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import torch
 
-from jscc.model import AdaptiveJSCC, JSCCConfig, check_state_dict, parameter_count, save_weights
+from jscc.model import (
+    AdaptiveJSCC,
+    JSCCConfig,
+    check_state_dict,
+    is_weights_blob,
+    parameter_count,
+    save_weights,
+    weights_from_blob,
+)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -39,16 +47,35 @@ def weights(ckpt: dict) -> dict:
     return ckpt.get("ema") or ckpt["model"]
 
 
+def _checkpoint_model(ckpt: dict, source: str) -> AdaptiveJSCC:
+    """Eval-mode model of a training checkpoint's dict (its :func:`weights`)."""
+    model = AdaptiveJSCC(JSCCConfig.from_dict(ckpt["model_config"]))
+    state = weights(ckpt)
+    check_state_dict(model, state, source)
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def load_checkpoint_model(checkpoint: str | Path) -> tuple[AdaptiveJSCC, dict]:
     """(eval-mode model, checkpoint dict) from a training checkpoint ``last.pt``: the
     moving average of the weights where the run kept one (:func:`weights`)."""
-    checkpoint = Path(checkpoint)
-    ckpt = _read_checkpoint(checkpoint)
-    model = AdaptiveJSCC(JSCCConfig.from_dict(ckpt["model_config"]))
-    state = weights(ckpt)
-    check_state_dict(model, state, str(checkpoint))
-    model.load_state_dict(state)
-    return model.eval(), ckpt
+    ckpt = _read_checkpoint(Path(checkpoint))
+    return _checkpoint_model(ckpt, str(checkpoint)), ckpt
+
+
+def load_model(path: str | Path) -> AdaptiveJSCC:
+    """Eval-mode fp32 model from either a training checkpoint (its :func:`weights`) or an
+    exported weights file (``save_weights``), read once."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSCC model file {path} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if is_weights_blob(blob):
+        return weights_from_blob(blob, path)[0]
+    if isinstance(blob, dict) and "model" in blob and "model_config" in blob:
+        return _checkpoint_model(blob, str(path))
+    raise ValueError(f"{path} holds no model config: neither a training checkpoint nor "
+                     "exported weights")
 
 
 def _describe(value, keys: tuple[str, ...]) -> str:

@@ -331,7 +331,18 @@ def load_weights(path: str | Path, expect: str | JSCCConfig | None = None,
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt file
         raise ValueError(f"cannot read JSCC weights {path}: {type(exc).__name__}") from None
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+    return weights_from_blob(blob, path, expect, device)
+
+
+def is_weights_blob(blob: object) -> bool:
+    """True for the loaded contents of a file written by :func:`save_weights`."""
+    return isinstance(blob, dict) and blob.get("format") == WEIGHTS_FORMAT
+
+
+def weights_from_blob(blob: object, path: str | Path, expect: str | JSCCConfig | None = None,
+                      device: str = "cpu") -> tuple[AdaptiveJSCC, dict]:
+    """:func:`load_weights` on contents already read from ``path`` (named in errors)."""
+    if not is_weights_blob(blob):
         raise ValueError(f"{path} is not a JSCC weights file ({WEIGHTS_FORMAT})")
     try:
         cfg = JSCCConfig.from_dict(blob["config"])

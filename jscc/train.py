@@ -60,7 +60,7 @@ from torch import nn
 from jscc.data import CropSampler, MixedSampler, PhotoCropSampler, load_images
 from jscc.device import cpu_bf16_native
 from jscc.device_option import check_precision
-from jscc.export import weights
+from jscc.export import load_model, weights
 from jscc.model import AdaptiveJSCC, JSCCConfig, get_config
 from jscc.widen import widen_model
 
@@ -302,27 +302,15 @@ class Trainer:
         exported weights file (``save_weights``; fp16 weights are taken as fp32): as they
         are for the same model, widened function-preservingly (:mod:`jscc.widen`) for a
         model with a whole multiple of its widths. Returns what was done, for the log."""
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if isinstance(ckpt, dict) and "state_dict" in ckpt and "config" in ckpt:
-            ckpt = {"model_config": ckpt["config"],
-                    "model": {k: v.float() if v.is_floating_point() else v
-                              for k, v in ckpt["state_dict"].items()}}
-        saved = ckpt.get("model_config") if isinstance(ckpt, dict) else None
-        if saved is None:
-            raise ValueError(f"{checkpoint} holds no model config: neither a training "
-                             "checkpoint nor exported weights")
-        # parsed, so that keys added since (with their defaults) do not count as a change
-        narrow_cfg = JSCCConfig.from_dict(saved)
-        state, done = weights(ckpt), f"starting from the weights of {checkpoint}"
-        if narrow_cfg != self.model_cfg:
-            narrow = AdaptiveJSCC(narrow_cfg)
-            narrow.load_state_dict(state)
+        narrow = load_model(checkpoint)
+        state, done = narrow.state_dict(), f"starting from the weights of {checkpoint}"
+        if narrow.cfg != self.model_cfg:
             try:
                 state = widen_model(narrow, self.model_cfg, seed=self.cfg.seed).state_dict()
             except ValueError as exc:
-                raise ValueError(f"{checkpoint} holds model {saved}, this run trains "
-                                 f"{self.model_cfg.to_dict()}: {exc}") from None
-            done += f", widened {narrow_cfg.widths} -> {self.model_cfg.widths}"
+                raise ValueError(f"{checkpoint} holds model {narrow.cfg.to_dict()}, this run "
+                                 f"trains {self.model_cfg.to_dict()}: {exc}") from None
+            done += f", widened {narrow.cfg.widths} -> {self.model_cfg.widths}"
         self.model.load_state_dict(state)
         self.ema.load_state_dict(state)
         return done
