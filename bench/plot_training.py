@@ -4,6 +4,13 @@
     .venv/bin/python bench/plot_training.py checkpoints/jscc-edge checkpoints/jscc-edge2 \
         checkpoints/jscc-wide checkpoints/jscc-wide-net2net \
         --out docs/results/jscc/learning-curves.png
+
+With ``--chain`` each run starts where the one before it ended (a run started from the
+previous run's weights, ``--init``), so a model's whole lineage reads as one curve:
+
+    .venv/bin/python bench/plot_training.py --chain checkpoints/jscc-edge \
+        checkpoints/jscc-wide-cifar checkpoints/jscc-wide-levels \
+        --out docs/results/jscc/wide-lineage.png
 """
 
 from __future__ import annotations
@@ -33,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path, help="run folders holding log.json")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--chain", action="store_true",
+                   help="start each run's steps where the previous run's ended")
     args = p.parse_args(argv)
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    offset = 0
     for run in args.runs:
         steps, psnr, tc = curve(run)
+        steps = [s + offset for s in steps]
+        offset = steps[-1] if args.chain and steps else 0
         data = "CIFAR-10" + (f" + photos {tc['photo_share']:g}" if tc.get("photo_share") else "")
         label = (f"{run.name}: {tc['model']}, {data}, SNR {tc['snr_min']:g}..{tc['snr_max']:g}"
                  + (", from " + Path(tc["init"]).parent.name if tc.get("init") else ""))

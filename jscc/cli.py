@@ -48,6 +48,9 @@ def register(sub) -> None:
                    help="share of the epochs before the learning rate drops tenfold")
     t.add_argument("--freeze-frac", type=float, default=0.75,
                    help="share of the epochs before encoder and policy freeze")
+    t.add_argument("--random-level-frac", type=float, default=0.25,
+                   help="after the warm-up: share of each batch sent at a random level, so "
+                        "that every selectable group keeps training while the policy learns")
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap per epoch (0 = all)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -101,7 +104,7 @@ def _train(args) -> int:
                       photo_share=args.photo_share, photo_patches=args.photo_patches,
                       warmup_frac=args.warmup_frac,
                       lr_drop_frac=args.lr_drop_frac, freeze_frac=args.freeze_frac,
-                      init=args.init)
+                      random_level_frac=args.random_level_frac, init=args.init)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, str(device))
     print(f"semstream jscc train: {describe(device)}, {precision}", flush=True)

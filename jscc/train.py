@@ -101,6 +101,8 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be at least 1")
         if self.snr_min > self.snr_max:
             raise ValueError(f"SNR range {self.snr_min}..{self.snr_max} is empty")
+        if not 0.0 <= self.random_level_frac <= 1.0:
+            raise ValueError(f"random-level share {self.random_level_frac} is outside 0..1")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based ``epoch``."""

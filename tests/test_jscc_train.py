@@ -329,3 +329,10 @@ def test_the_checkpoint_keeps_a_moving_average_of_the_weights(image_zip, tmp_pat
     assert torch.equal(dict(model.named_parameters())[moved[0]], ckpt["ema"][moved[0]])
     assert json.loads((tmp_path / "run" / "log.json").read_text())["epochs"][0][
         "ema_decay"] == EMA_DECAY
+
+
+def test_random_level_share_outside_unit_interval_is_refused():
+    """--random-level-frac is a share of each batch: values outside 0..1 are refused."""
+    assert tiny(random_level_frac=1.0).random_level_frac == 1.0
+    with pytest.raises(ValueError, match="random-level share 1.5"):
+        tiny(random_level_frac=1.5)
