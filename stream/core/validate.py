@@ -55,7 +55,7 @@ class Invalid(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+        self.reason, self.detail = reason, detail
 
 
 def check_session(width: int, height: int) -> None:

@@ -13,7 +13,8 @@ that) with a short ``reason`` code the receiver counts: see ``REASONS``.
 
 Control messages carry a topic (``ControlTopic``) and a JSON object; what a body may hold
 is checked where it is used: a viewer's CONFIG by ``stream.core.control``, a receiver's
-LOST report by ``check_lost`` (a refusal is a ``ControlRefused`` with a reason code).
+LOST report by ``check_lost``, a receiver's REFUSED by ``check_refused`` (a body refused
+there is a ``ControlRefused`` with a reason code).
 
 Symbols travel interleaved re/im as float16 (4 bytes per complex channel use) or,
 when the sender asks, as int8 with one step per frame (2 bytes): see SymbolFormat.
@@ -54,6 +55,7 @@ MAX_TEXT = 64                    # bytes of a short text field (utf-8)
 MAX_REASONS = 64                 # drop reasons listed in a Bye
 MAX_DROP_RUNS = 4096             # runs of dropped frame indices listed in a Bye
 MAX_LOST_FRAMES = 256            # frame indices in one Control LOST
+MAX_REFUSAL_CHARS = 400          # detail text of one Control REFUSED
 TOKEN_PROOF_BYTES = 32           # HMAC-SHA256
 
 REASONS = (
@@ -131,6 +133,9 @@ class ControlTopic(enum.IntEnum):
     LOST = 5        # receiver -> sender: {"frames": [index, ...]}: sent frames the receiver
                     # never got or could not use, so temporal coding sends their cells again
                     # (checked with check_lost; a refused one is counted by reason, not acted on)
+    REFUSED = 6     # receiver -> sender: {"reason": code, "detail": text}: the receiver will
+                    # not decode this session (e.g. its Hello names another JSCC model); the
+                    # sender ends the session and says why (checked with check_refused)
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,27 @@ def check_lost(body: Mapping[str, object], was_sent: Callable[[int], bool], last
     if len(set(frames)) != len(frames) or any(i in reported for i in frames):
         raise ControlRefused("repeated", "a frame reported lost twice")
     return list(frames)
+
+
+def check_refused(body: Mapping[str, object]) -> str:
+    """The one-line refusal of a Control REFUSED body, "<reason>: <detail>".
+
+    The body must be exactly {"reason": code, "detail": text}: the code 1-32 characters of
+    lower-case letters and hyphens, the detail a single line of at most MAX_REFUSAL_CHARS
+    printable characters. Anything else raises ControlRefused "bad-refusal" (the sender
+    then ignores it: only a well-formed refusal ends a session)."""
+    reason = body.get("reason") if isinstance(body, Mapping) else None
+    detail = body.get("detail") if isinstance(body, Mapping) else None
+    if (not isinstance(body, Mapping) or set(body) != {"reason", "detail"}
+            or not isinstance(reason, str) or not isinstance(detail, str)):
+        raise ControlRefused("bad-refusal", 'a REFUSED body is {"reason": code, "detail": text}')
+    if not (0 < len(reason) <= 32 and set(reason) <= set("abcdefghijklmnopqrstuvwxyz-")):
+        raise ControlRefused("bad-refusal", f"refusal code {reason[:40]!r} is not a short "
+                                            "lower-case code")
+    if len(detail) > MAX_REFUSAL_CHARS or not detail.isprintable():
+        raise ControlRefused("bad-refusal", "refusal detail is not one printable line of at "
+                                            f"most {MAX_REFUSAL_CHARS} characters")
+    return f"{reason}: {detail}"
 
 
 def token_proof(token: str, nonce: bytes) -> bytes:

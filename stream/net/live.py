@@ -260,6 +260,9 @@ async def send(source: Source, to: Address, token: str, config: SenderConfig,
             extra.cancel()
         bye = wire.Bye(read[0], ledger.delivered, dict(ledger.dropped), ledger.dropped_runs())
         await endpoint.close(bye)
+        if endpoint.refusal is not None:
+            print(f"semstream send: the receiver refused the session: {endpoint.refusal}",
+                  file=log)
     finally:
         core.close()
         await source.close()
@@ -271,6 +274,7 @@ async def send(source: Source, to: Address, token: str, config: SenderConfig,
     on_air.source_values, on_air.modes["skip"] = core.ledger.source_values, skipped
     report = {
         "role": "sender", "source": source.name, "end_reason": endpoint.end_reason,
+        "refused": endpoint.refusal,
         "frames_read": read[0], "frames_sent": ledger.delivered,
         "frames_delivered": ledger.delivered, "frames_skipped": skipped,
         "frames_dropped": dict(ledger.dropped),
@@ -330,8 +334,9 @@ class _ReceiverSession:
                     if not self.core.start(msg.params):
                         continue  # a second Hello: refused and counted by the core
                 except Invalid as err:  # a session this receiver cannot decode
-                    print(f"semstream receive: {err}", file=self.log)
+                    print(f"semstream receive: refused the session: {err}", file=self.log)
                     self.refused = str(err)
+                    await endpoint.refuse(err.reason, err.detail)  # the sender says why too
                     return
                 self.hello = msg
                 print(f"semstream receive: sender connected ({msg.params.width}x"

@@ -24,7 +24,9 @@ handler set with ``on_control(topic, handler)`` as they arrive (e.g. loss report
 Both sides send a heartbeat every ``heartbeat_s`` and end by themselves; ``end_reason``
 says why: "bye" (the sender said bye), "peer_closed" (data channel or connection
 closed), "timeout" (nothing heard for ``timeout_s``), "auth" (a Hello without the
-token's proof), "closed" (closed here). ``messages()`` then finishes and ``send`` raises
+token's proof), "refused" (the receiver refused the session: ``receiver.refuse(reason,
+detail)`` tells the sender, whose ``refusal`` then holds the one-line why), "closed"
+(closed here). ``messages()`` then finishes and ``send`` raises
 PeerGone. When the signalling host is a loopback address, ICE stays on 127.0.0.1.
 """
 
@@ -299,6 +301,18 @@ class ReceiverEndpoint(_Endpoint):
         if isinstance(msg, wire.Bye):
             asyncio.ensure_future(self.pc.close())  # tells the sender everything arrived
 
+    async def refuse(self, reason: str, detail: str) -> None:
+        """Refuse the session: tell the sender why (Control REFUSED), wait until it hangs
+        up (at most linger_s), then end with end_reason "refused"."""
+        refusal = wire.Control(wire.ControlTopic.REFUSED, {"reason": reason, "detail": detail})
+        with contextlib.suppress(PeerGone):
+            await self.send(refusal)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), self.options.linger_s)
+        self._end("refused")
+        self.end_reason = "refused"  # also when the sender's hang-up ended it first
+        await self.pc.close()
+
 
 class SenderEndpoint(_Endpoint):
     """Connects to a ReceiverEndpoint at host:port with the token and sends messages."""
@@ -307,6 +321,7 @@ class SenderEndpoint(_Endpoint):
                  options: PeerOptions | None = None) -> None:
         super().__init__(token, loopback.is_loopback(host), options or PeerOptions())
         self.host, self.port, self.params = host, port, params
+        self.refusal: str | None = None  # the receiver's one-line why, when it refused
 
     async def connect(self) -> None:
         """Signal, connect and say Hello; SignalingError/PeerGone when that fails."""
@@ -342,3 +357,15 @@ class SenderEndpoint(_Endpoint):
             if self.end_reason == "peer_closed":
                 self.end_reason = "bye"  # the receiver hung up after reading the bye
         await super().close()
+
+    def _deliver(self, msg: wire.Message) -> None:
+        if isinstance(msg, wire.Control) and msg.topic == wire.ControlTopic.REFUSED:
+            try:
+                self.refusal = wire.check_refused(msg.body)
+            except wire.ControlRefused as exc:
+                self.dropped[exc.reason] += 1  # malformed: ignored, the session goes on
+                return
+            self._end("refused")
+            asyncio.ensure_future(self.pc.close())  # hang up: the receiver waits for it
+            return
+        super()._deliver(msg)
