@@ -36,7 +36,11 @@ def register(sub) -> None:
     t.add_argument("--crop", type=int, default=32, help="square training crop side, pixels")
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--rate-weight", type=float, default=8e-4,
-                   help="lambda on the fraction of selectable groups sent")
+                   help="lambda on the fraction of selectable groups sent (in MSE units, or "
+                        "dB with --distortion psnr)")
+    t.add_argument("--distortion", choices=("mse", "psnr"), default="mse",
+                   help="mse: mean MSE (as published); psnr: mean per-image PSNR, every "
+                        "training SNR weighted alike")
     t.add_argument("--snr", default="0,20", help="training SNR range MIN,MAX in dB")
     t.add_argument("--init", default="",
                    help="start a new run from the weights of this training checkpoint or "
@@ -104,7 +108,8 @@ def _train(args) -> int:
                       photo_share=args.photo_share, photo_patches=args.photo_patches,
                       warmup_frac=args.warmup_frac,
                       lr_drop_frac=args.lr_drop_frac, freeze_frac=args.freeze_frac,
-                      random_level_frac=args.random_level_frac, init=args.init)
+                      random_level_frac=args.random_level_frac,
+                      distortion=args.distortion, init=args.init)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, str(device))
     print(f"semstream jscc train: {describe(device)}, {precision}", flush=True)

@@ -71,6 +71,24 @@ LOG = "log.json"
 PAPER_EPOCHS = 400
 
 
+DISTORTIONS = ("mse", "psnr")
+
+
+def distortion(per_image_mse: torch.Tensor, kind: str) -> torch.Tensor:
+    """The distortion term of the loss from a batch's per-image MSE (B, images in [0, 1]).
+
+    "mse": the batch's mean MSE, as Yang & Kim train. Its gradient weights an image by its
+    own error, so the noisy low-SNR images of a batch drawn over a wide SNR range dominate
+    and the high-SNR ones, whose errors are 10-30x smaller, hardly train.
+    "psnr": minus the batch's mean per-image PSNR in dB, 10 log10(MSE) averaged, which is
+    what the evaluation reports; every image weighs alike whatever its SNR. Its unit is dB,
+    so a rate weight beside it is in dB too (what sending every selectable group must buy).
+    """
+    if kind == "psnr":
+        return (10 * torch.log10(per_image_mse.clamp_min(1e-10))).mean()
+    return per_image_mse.mean()
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (a resumed run must use the same values)."""
@@ -85,7 +103,8 @@ class TrainConfig:
     freeze_frac: float = 0.75  # paper: 300 of 400 epochs
     temperature0: float = 5.0
     temperature_decay: float = 0.015  # per epoch over the paper's 400 epochs
-    rate_weight: float = 8e-4
+    rate_weight: float = 8e-4  # in the distortion's unit: MSE, or dB for "psnr"
+    distortion: str = "mse"  # or "psnr": minimise -(mean per-image PSNR), see distortion()
     warmup_frac: float = 0.1  # first epochs: random levels for all, no rate term
     random_level_frac: float = 0.25  # afterwards: share of each batch at a random level
     snr_min: float = 0.0
@@ -101,6 +120,8 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be at least 1")
         if self.snr_min > self.snr_max:
             raise ValueError(f"SNR range {self.snr_min}..{self.snr_max} is empty")
+        if self.distortion not in DISTORTIONS:
+            raise ValueError(f"distortion {self.distortion!r} is not one of {DISTORTIONS}")
         if not 0.0 <= self.random_level_frac <= 1.0:
             raise ValueError(f"random-level share {self.random_level_frac} is outside 0..1")
 
@@ -282,8 +303,10 @@ class Trainer:
         if not path.exists():
             return False
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        if ckpt["train_config"] != asdict(self.cfg):
-            diff = {k: (v, asdict(self.cfg)[k]) for k, v in ckpt["train_config"].items()
+        # settings added since the checkpoint was written take their defaults
+        saved = {**asdict(TrainConfig()), **ckpt["train_config"]}
+        if saved != asdict(self.cfg):
+            diff = {k: (v, asdict(self.cfg)[k]) for k, v in saved.items()
                     if asdict(self.cfg).get(k) != v}
             raise ValueError(f"{path} was made with other settings {diff} (saved, given): "
                              "rerun with the same options or use another --out")
@@ -378,7 +401,7 @@ class Trainer:
                                    temperature=tau)
             per_image = ((out.x_hat.float() - x) ** 2).mean(dim=(1, 2, 3))
             mse = per_image.mean()
-            loss = mse
+            loss = distortion(per_image, cfg.distortion)
             if not warm:
                 selectable = out.group_mask[:, self.model_cfg.always_on_groups:]
                 loss = loss + cfg.rate_weight * selectable.mean()

@@ -119,6 +119,15 @@ def test_smoke_run_resumes_and_keeps_the_epoch_count(image_zip, tmp_path):
         train(tiny(epochs=3, lr=1e-3), image_zip, tmp_path / "run", cache_dir=None,
               progress=False)
 
+    # a checkpoint written before a setting existed resumes with that setting's default
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    del ckpt["train_config"]["distortion"]
+    torch.save(ckpt, tmp_path / "run" / "last.pt")
+    assert train(cfg, image_zip, tmp_path / "run", cache_dir=None, progress=False).epoch == 3
+    with pytest.raises(ValueError, match="other settings"):
+        train(tiny(epochs=3, distortion="psnr"), image_zip, tmp_path / "run", cache_dir=None,
+              progress=False)
+
 
 def test_bf16_epochs_resume_an_fp32_run_and_the_log_says_which(image_zip, tmp_path):
     cfg = tiny(epochs=2)
@@ -336,3 +345,20 @@ def test_random_level_share_outside_unit_interval_is_refused():
     assert tiny(random_level_frac=1.0).random_level_frac == 1.0
     with pytest.raises(ValueError, match="random-level share 1.5"):
         tiny(random_level_frac=1.5)
+
+
+def test_psnr_distortion_weighs_every_image_alike():
+    """--distortion psnr is minus the mean per-image PSNR (dB): halving any one image's MSE
+    lowers it by the same 10 log10(2)/B, where the MSE loss barely notices a clean image."""
+    from jscc.train import distortion
+
+    mse = torch.tensor([1e-2, 1e-4])
+    assert distortion(mse, "mse").item() == pytest.approx(0.00505)
+    assert distortion(mse, "psnr").item() == pytest.approx(-30.0)
+    for i in range(2):
+        better = mse.clone()
+        better[i] /= 2
+        assert (distortion(better, "psnr") - distortion(mse, "psnr")).item() == \
+            pytest.approx(-10 * math.log10(2) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="distortion 'ssim'"):
+        tiny(distortion="ssim")
