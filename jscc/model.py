@@ -343,7 +343,10 @@ def weights_from_blob(blob: object, path: str | Path, expect: str | JSCCConfig |
                       device: str = "cpu") -> tuple[AdaptiveJSCC, dict]:
     """:func:`load_weights` on contents already read from ``path`` (named in errors)."""
     if not is_weights_blob(blob):
-        raise ValueError(f"{path} is not a JSCC weights file ({WEIGHTS_FORMAT})")
+        hint = (": it is a training checkpoint, export it first with `semstream jscc export "
+                f"--checkpoint {path} --out WEIGHTS.pt`"
+                if isinstance(blob, dict) and "optimizer" in blob else "")
+        raise ValueError(f"{path} is not a JSCC weights file ({WEIGHTS_FORMAT}){hint}")
     try:
         cfg = JSCCConfig.from_dict(blob["config"])
     except (TypeError, KeyError) as exc:

@@ -112,6 +112,12 @@ def test_smoke_run_resumes_and_keeps_the_epoch_count(image_zip, tmp_path):
     assert 1 / 12 - 1e-6 <= row["rate"] <= 1 / 6 + 1e-6
     assert math.isfinite(row["loss"]) and row["steps"] == 2
 
+    # a training checkpoint is not shipped weights: the loader says how to export it
+    from jscc.model import load_weights
+
+    with pytest.raises(ValueError, match="training checkpoint, export it first"):
+        load_weights(tmp_path / "run" / "last.pt")
+
     # rerunning a finished run trains nothing more
     assert train(cfg, image_zip, tmp_path / "run", cache_dir=None, progress=False).epoch == 3
     # other settings refuse to resume
