@@ -115,6 +115,7 @@ def main() -> None:
         "bench": "temporal-tradeoff",
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "channel": "awgn", "frames_per_clip": args.frames,
+        "jscc_model": SenderConfig().model,  # the shipped default weights
         "temporal_config": {"threshold": TemporalConfig.threshold,
                             "drift_weight": float(weights[0]),
                             "refresh": TemporalConfig.refresh},
