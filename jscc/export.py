@@ -113,6 +113,9 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
     freeze = round(tc["freeze_frac"] * tc["epochs"])
     warm = round(tc["warmup_frac"] * tc["epochs"])
     per_group = tc["rate_weight"] / (cfg.groups - cfg.always_on_groups)
+    # the loss's distortion term and its unit (runs from before the option used MSE)
+    distortion, unit = (("-(mean per-image PSNR, dB)", "dB") if tc.get("distortion") == "psnr"
+                        else ("MSE", "MSE"))
     lines = [
         f"# JSCC model `{cfg.name}`",
         "",
@@ -143,14 +146,14 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
         f"{tc['lr']:g} then {tc['lr_low']:g} after epoch {drop}, encoder and policy frozen after "
         f"epoch {freeze}, Gumbel "
         f"temperature {tc['temperature0']:g} x exp(-{tc['temperature_decay']:g} x 400/"
-        f"{tc['epochs']} x epoch), loss {_distortion_text(tc)} + {tc['rate_weight']:g} x "
+        f"{tc['epochs']} x epoch), loss {distortion} + {tc['rate_weight']:g} x "
         "(fraction of the 4 "
         f"selectable groups sent); the first {warm} epochs send every image at a random "
         "level without the rate term (warm-up), later a share of "
         f"{tc['random_level_frac']:g} of each batch keeps a random level.",
         "- Why these choices: the rate term is the fraction of selectable groups sent, and its "
         "weight was set so that one group (1/48 channel uses per source value at 32x32) is "
-        f"worth about {per_group:.3g} {_distortion_unit(tc)}: worth sending at low SNR, not "
+        f"worth about {per_group:.3g} {unit}: worth sending at low SNR, not "
         "at high SNR. Without "
         "the warm-up the policy settled on levels 0-1 within two epochs while the decoder had "
         "not learnt to use the other groups (fixed level 4 scored no better than level 0). "
@@ -176,15 +179,6 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
         lines += ["", "No evaluation attached yet: run `semstream jscc eval` and re-export "
                   "with `--eval RESULT.json`."]
     return "\n".join(lines) + "\n"
-
-
-def _distortion_text(tc: dict) -> str:
-    """How the card names a run's distortion term (runs before the option used MSE)."""
-    return "-(mean per-image PSNR, dB)" if tc.get("distortion") == "psnr" else "MSE"
-
-
-def _distortion_unit(tc: dict) -> str:
-    return "dB" if tc.get("distortion") == "psnr" else "MSE"
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, half: bool = True,

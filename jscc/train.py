@@ -304,10 +304,9 @@ class Trainer:
             return False
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
         # settings added since the checkpoint was written take their defaults
-        saved = {**asdict(TrainConfig()), **ckpt["train_config"]}
-        if saved != asdict(self.cfg):
-            diff = {k: (v, asdict(self.cfg)[k]) for k, v in saved.items()
-                    if asdict(self.cfg).get(k) != v}
+        saved, given = {**asdict(TrainConfig()), **ckpt["train_config"]}, asdict(self.cfg)
+        if saved != given:
+            diff = {k: (v, given.get(k)) for k, v in saved.items() if given.get(k) != v}
             raise ValueError(f"{path} was made with other settings {diff} (saved, given): "
                              "rerun with the same options or use another --out")
         self.model.load_state_dict(ckpt["model"])

@@ -288,11 +288,10 @@ def check_refused(body: Mapping[str, object]) -> str:
     lower-case letters and hyphens, the detail a single line of at most MAX_REFUSAL_CHARS
     printable characters. Anything else raises ControlRefused "bad-refusal" (the sender
     then ignores it: only a well-formed refusal ends a session)."""
-    reason = body.get("reason") if isinstance(body, Mapping) else None
-    detail = body.get("detail") if isinstance(body, Mapping) else None
     if (not isinstance(body, Mapping) or set(body) != {"reason", "detail"}
-            or not isinstance(reason, str) or not isinstance(detail, str)):
+            or not isinstance(body["reason"], str) or not isinstance(body["detail"], str)):
         raise ControlRefused("bad-refusal", 'a REFUSED body is {"reason": code, "detail": text}')
+    reason, detail = body["reason"], body["detail"]
     if not (0 < len(reason) <= 32 and set(reason) <= set("abcdefghijklmnopqrstuvwxyz-")):
         raise ControlRefused("bad-refusal", f"refusal code {reason[:40]!r} is not a short "
                                             "lower-case code")
