@@ -38,11 +38,13 @@ def asl(samples) -> list[Frame]:
             for f in read_frames(samples / "asl-again.mkv", max_frames=10)]
 
 
-def _run(frames: list[Frame], codec, lose: int | None = None, report: bool = True):
-    """Frames through sender -> wire -> receiver with temporal coding at 10 dB; the frame
-    message of index ``lose`` never arrives. Returns (per-frame channel uses, PSNR by
-    index, indices the receiver reported lost)."""
-    cfg = SenderConfig(snr_db=10.0, temporal=TemporalConfig(), max_pixels=None)
+def _run(frames: list[Frame], codec, lose: int | None = None, report: bool = True,
+         config: TemporalConfig = TemporalConfig(), levels: list | None = None):  # noqa: B008
+    """Frames through sender -> wire -> receiver with temporal coding (``config``) at 10 dB;
+    the frame message of index ``lose`` never arrives; ``levels`` collects the frame
+    messages' rate levels. Returns (per-frame channel uses, PSNR by index, indices the
+    receiver reported lost)."""
+    cfg = SenderConfig(snr_db=10.0, temporal=config, max_pixels=None)
     sender = SenderCore(cfg, codec)
     receiver = ReceiverCore(ReceiverConfig(interp="off"), codec)
     h, w = frames[0].image.shape[:2]
@@ -54,6 +56,8 @@ def _run(frames: list[Frame], codec, lose: int | None = None, report: bool = Tru
             out = sender.encode(sender.analyse(frame))
             uses.append(out.channel_uses)
             for msg in out.messages:
+                if isinstance(msg, wire.FrameMsg) and levels is not None:
+                    levels.append(msg.rate_level)
                 if frame.index == lose and isinstance(msg, wire.FrameMsg):
                     continue
                 for packet in packer.pack(msg):
@@ -110,6 +114,23 @@ def test_sent_symbols_have_unit_average_energy(asl, codec):
     assert len(energies) >= 4
     assert np.allclose(energies, 1.0, atol=2e-3), energies
     assert min(gains) < 0.95  # the changed cells alone are above unit energy
+
+
+def test_a_roomy_budget_raises_the_level_above_the_policys(asl, codec):
+    policy, raised = [], []
+    _run(asl[:3], codec, config=TemporalConfig(budget=1e5), levels=policy)
+    _run(asl[:3], codec, config=TemporalConfig(budget=1e5, level_room=1.7), levels=raised)
+    assert policy[0] < codec.cfg.levels - 1  # edge's policy at 10 dB: a low level
+    assert raised == [codec.cfg.levels - 1] * 3  # the budget affords the top one
+
+
+def test_a_budget_buys_the_level_its_still_cells_afford():
+    from jscc.model import get_config
+
+    cfg = get_config("wide")  # levels 0-4 send 4-8 planes
+    assert temporal.budget_level(cfg, 100, 500, 1.7) == 4   # 800 uses <= 850
+    assert temporal.budget_level(cfg, 100, 300, 1.7) == 1   # 500 <= 510 < 600
+    assert temporal.budget_level(cfg, 100, 100, 1.7) == 0   # nothing fits: the lowest
 
 
 @pytest.mark.parametrize("density", [0.0, 0.02, 0.5, 1.0])

@@ -48,6 +48,14 @@ class TemporalConfig:
     error as channel noise (the decoder was trained to remove noise, not stale content).
     refresh: frames after which a cell is replaced even when it has not changed (rolling
     refresh; 0 = never).
+    level_room: with a budget, each grid's rate level is the policy's or, when higher, the
+    highest whose whole crop (all its cells at that level) costs at most ``level_room``
+    budgets (still cells cost nothing, so a budget can buy a level above what resending the
+    crop every frame allows); None: the policy's level. Whether it pays depends on how much
+    the model's upper levels carry (``docs/results/stream/temporal-level-room-*.json``,
+    carphone.mp4, not an evaluation clip): with the shipped ``wide`` weights it costs
+    0.3-0.8 dB at 10-20 dB, so it is off by default; with weights whose levels carry more
+    (the long run at epoch 40) 1.7 gains 0.65-0.8 dB at equal uses.
     budget: channel uses per source frame for the frames' symbols and side information
     (a sent frame gets ``budget`` times the frames it stands for with skipping; background
     updates are not part of it); the cells that lower the error most are sent until it is
@@ -57,6 +65,7 @@ class TemporalConfig:
     threshold: float = 0.25
     drift_weight: float = 100.0
     refresh: int = 150
+    level_room: float | None = None
     budget: float | None = None
 
     def __post_init__(self) -> None:
@@ -66,6 +75,8 @@ class TemporalConfig:
             raise ValueError(f"drift_weight must be > 0, got {self.drift_weight}")
         if self.refresh < 0:
             raise ValueError(f"temporal refresh must be >= 0 frames, got {self.refresh}")
+        if self.level_room is not None and not self.level_room > 0:
+            raise ValueError(f"level_room must be > 0 budgets, got {self.level_room}")
         if self.budget is not None and not self.budget > 0:
             raise ValueError(f"budget must be > 0 channel uses per frame, got {self.budget}")
 

@@ -49,7 +49,7 @@ from stream.core import payload, wire
 from stream.core.accounting import ChannelLedger, frame_side_bits
 from stream.core.config import SenderConfig
 from stream.core.frames import Frame
-from stream.core.temporal import HISTORY, CellTracker
+from stream.core.temporal import HISTORY, CellTracker, budget_level
 
 LIBRARY_FLAG = 1 << 31  # background ids with this bit name a library image (index below it)
 REFRESH_GROW = 7  # pixels the foreground mask grows by before a refresh takes the frame
@@ -138,6 +138,7 @@ class SenderCore:
 
             self.library = BackgroundLibrary.open(config.library)
         self.tracker = None
+        self._tracked_segment: int | None = None  # the tracker's segment (encode's thread)
         if config.temporal is not None and self._proposed:
             self.tracker = CellTracker(self.codec.cfg.downsample, config.temporal,
                                        config.max_pixels)
@@ -242,8 +243,6 @@ class SenderCore:
         scene = self.scenes.update(image, mask)
         if scene.segment != self._segment:
             self._segment = scene.segment
-            if self.tracker is not None:
-                self.tracker.reset()
             return self._start_segment(image, mask)
         if self._online is None:  # a library background: nothing to refresh
             return None
@@ -375,18 +374,29 @@ class SenderCore:
         for index in lost:
             self.lost_repaired += self.tracker.lost(index)
         cfg, tracker = self.config, self.tracker
+        if a.segment != self._tracked_segment:  # a new segment: the receiver holds nothing
+            tracker.reset()
+            self._tracked_segment = a.segment
         g = tracker.crop(a.frame.image, a.cover, a.key.record.box)
-        tx = self.codec.encode(g.crop, cfg.snr_db, level=tracker.level)
-        tracker.level = tx.level
+        jscc = self.codec.cfg
+        latent_hw = tuple(-(-side // jscc.downsample) for side in g.crop.shape[:2])
         mask = candidates = None
         if cfg.fg_latent:
-            mask = latent_mask(g.mask, tx.latent_hw, self.codec.cfg.downsample, cfg.fg_margin)
-            candidates = expand_mask(mask, tx.latent_hw)
+            mask = latent_mask(g.mask, latent_hw, jscc.downsample, cfg.fg_margin)
+            candidates = expand_mask(mask, latent_hw)
         budget = None
         if cfg.temporal.budget is not None:
             fixed = frame_side_bits(wire.FrameMsg(**common, symbols=np.ones(1, np.complex64),
                                                   mask=mask))
             budget = cfg.temporal.budget * cfg.skip_factor - fixed
+        tx = self.codec.encode(g.crop, cfg.snr_db, level=tracker.level)  # None: the policy's
+        if tracker.level is None and budget is not None and cfg.temporal.level_room:
+            # a new grid: the policy's level, or the higher one its budget affords
+            cells = latent_hw[0] * latent_hw[1] if candidates is None else int(candidates.sum())
+            level = budget_level(jscc, cells, budget, cfg.temporal.level_room)
+            if level > tx.level:
+                tx = self.codec.encode(g.crop, cfg.snr_db, level=level)
+        tracker.level = tx.level
         plan = tracker.plan(tx.symbols.reshape(tx.planes_sent, *tx.latent_hw), g.origin,
                             noise_variance(cfg.snr_db), candidates, budget, a.frame.index)
         return wire.FrameMsg(**common, box=g.box, crop_shape=tx.size,

@@ -21,7 +21,10 @@ The action of a cell is the better of replace and refine (stale content counts
 Decisions are taken per block of cells (BLOCK_PIXELS a side, aligned on the frame grid):
 a block is sent when that reduces its cells' error by more than ``threshold`` times the
 channel's noise variance on average, or, with a budget, the blocks with the largest
-reductions per channel use are sent until the budget is spent.
+reductions per channel use are sent until the budget is spent. With a budget and a level
+room the grid's rate level is the policy's or, when higher, the highest the budget affords
+(``budget_level``): still cells cost nothing, so a budget that resends a crop at level 0
+every frame can keep a crop of mostly still cells at a higher level.
 Cells never sent, or whose replacement was lost, are replaced first; a cell not replaced
 for ``refresh`` frames is replaced (rolling refresh). The symbols sent are scaled by one
 gain per frame to unit average energy per channel use (the receiver divides it out, so a
@@ -49,6 +52,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jscc.model import JSCCConfig
 from stream.core.config import TemporalConfig
 
 KEEP, REPLACE, REFINE = 0, 1, 2
@@ -388,6 +392,14 @@ class CellTracker:
                 view[sent] = np.inf
                 return True
         return False
+
+
+def budget_level(cfg: JSCCConfig, cells: int, budget: float, room: float) -> int:
+    """The rate level of a grid under a frame budget: the highest whose ``cells`` latent
+    cells all sent at once cost at most ``room`` budgets (channel uses), else level 0.
+    Still cells cost nothing, so a budget buys more than one frame's worth of cells."""
+    fits = [k for k in range(cfg.levels) if cells * cfg.planes_sent(k) <= room * budget]
+    return max(fits, default=0)
 
 
 def cell_actions(block_actions: np.ndarray, block: int, shape: tuple[int, int],
