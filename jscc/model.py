@@ -10,7 +10,6 @@ first k selectable groups are sent too (thermometer mask).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass
 from itertools import pairwise
@@ -67,6 +66,11 @@ class JSCCConfig:
     def planes_per_group(self) -> int:
         """Complex latent planes in one rate group."""
         return self.latent_channels // (2 * self.groups)
+
+    def latent_hw(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Latent grid (h, w) of an image of ``size`` (H, W) pixels: each side divided by
+        ``downsample``, rounded up (the image is padded to a multiple of it)."""
+        return -(-size[0] // self.downsample), -(-size[1] // self.downsample)
 
     def planes_sent(self, level: int) -> int:
         """Complex latent planes sent at rate level ``level``."""
@@ -225,8 +229,7 @@ class AdaptiveJSCC(nn.Module):
 
     def rate(self, mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """(B,) channel uses per source value for a group mask (B, G) and an H x W image."""
-        d = self.cfg.downsample
-        h, w = math.ceil(height / d), math.ceil(width / d)
+        h, w = self.cfg.latent_hw((height, width))
         planes = mask.detach().sum(1) * self.cfg.planes_per_group
         return planes * (h * w) / (3 * height * width)
 

@@ -379,7 +379,7 @@ class SenderCore:
             self._tracked_segment = a.segment
         g = tracker.crop(a.frame.image, a.cover, a.key.record.box)
         jscc = self.codec.cfg
-        latent_hw = tuple(-(-side // jscc.downsample) for side in g.crop.shape[:2])
+        latent_hw = jscc.latent_hw(g.crop.shape[:2])
         mask = candidates = None
         if cfg.fg_latent:
             mask = latent_mask(g.mask, latent_hw, jscc.downsample, cfg.fg_margin)
@@ -390,7 +390,7 @@ class SenderCore:
                                                   mask=mask))
             budget = cfg.temporal.budget * cfg.skip_factor - fixed
         tx = self.codec.encode(g.crop, cfg.snr_db, level=tracker.level)  # None: the policy's
-        if tracker.level is None and budget is not None and cfg.temporal.level_room:
+        if tracker.level is None and budget is not None and cfg.temporal.level_room is not None:
             # a new grid: the policy's level, or the higher one its budget affords
             cells = latent_hw[0] * latent_hw[1] if candidates is None else int(candidates.sum())
             level = budget_level(jscc, cells, budget, cfg.temporal.level_room)

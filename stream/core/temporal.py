@@ -48,12 +48,15 @@ import math
 import struct
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from jscc.model import JSCCConfig
 from stream.core.config import TemporalConfig
+
+if TYPE_CHECKING:
+    from jscc.model import JSCCConfig
 
 KEEP, REPLACE, REFINE = 0, 1, 2
 ORIGIN_BITS = 2 * 12          # grid origin (cells), 12 bits each

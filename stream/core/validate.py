@@ -85,7 +85,7 @@ def check_latent(cfg: JSCCConfig, level: int, size: tuple[int, int],
     if not 0 <= level < cfg.levels:
         raise Invalid("bad-rate-level", f"rate level {level}, the model has 0..{cfg.levels - 1}")
     g, lh, lw = latent
-    grid = (-(-size[0] // cfg.downsample), -(-size[1] // cfg.downsample))
+    grid = cfg.latent_hw(size)
     if g != cfg.planes_sent(level) or (lh, lw) != grid:
         raise Invalid("bad-latent-shape", f"latent {g}x{lh}x{lw} for a {size[0]}x{size[1]} "
                                           f"image at rate level {level} (the model sends "
