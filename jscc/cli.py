@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 
 from jscc.device_option import add_device_option
 
@@ -61,6 +62,34 @@ def register(sub) -> None:
     t.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.set_defaults(func=_train)
+
+    f = jsub.add_parser("fit-policy", help="refit a trained model's rate policy alone "
+                        "(encoder and decoder frozen, exact expected cost of every level)")
+    f.add_argument("--checkpoint", required=True, help="training checkpoint (last.pt) to refit")
+    f.add_argument("--data", required=True, help="folder or zip of training images")
+    f.add_argument("--photos", default=None, help="folder or zip of photos for --photo-patches")
+    f.add_argument("--photo-patches", type=float, default=0.0,
+                   help="share of every batch replaced by photo patches (needs --photos)")
+    f.add_argument("--out", required=True, help="folder for the refitted last.pt and log.json")
+    f.add_argument("--rate-weight", type=float, default=6e-4,
+                   help="cost of sending every selectable group, in the distortion's unit")
+    f.add_argument("--distortion", choices=("mse", "psnr"), default="mse",
+                   help="per-image MSE, or minus per-image PSNR in dB")
+    f.add_argument("--rate-price", choices=("flat", "capacity"), default="flat",
+                   help="flat, or capacity: the rate weight times log2(1 + SNR), a channel "
+                        "use priced at the bits it could carry")
+    f.add_argument("--epochs", type=int, default=6)
+    f.add_argument("--steps-per-epoch", type=int, default=200)
+    f.add_argument("--batch-size", type=int, default=128)
+    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--snr", default="-5,20", help="training SNR range MIN,MAX in dB")
+    f.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast where the CPU computes it natively (auto), or as given")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    f.add_argument("--cache", default="runs/cache", help="folder for the decoded-image cache")
+    f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    f.set_defaults(func=_fit_policy)
 
     x = jsub.add_parser("export", help="export a training checkpoint as shipped weights")
     x.add_argument("--checkpoint", default="checkpoints/jscc-edge/last.pt")
@@ -116,6 +145,28 @@ def _train(args) -> int:
     trainer = train(cfg, args.data, args.out, device=str(device), cache_dir=args.cache,
                     progress=not args.no_progress, photos=args.photos, precision=precision)
     print(f"trained {trainer.epoch}/{cfg.epochs} epochs; checkpoint in {args.out}")
+    return 0
+
+
+def _fit_policy(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in _train
+    import torch
+
+    from jscc.policy_fit import PolicyFitConfig, refit_checkpoint
+    from jscc.train import resolve_precision
+
+    torch.set_num_threads(args.threads)
+    lo, hi = _parse_range(args.snr)
+    cfg = PolicyFitConfig(rate_weight=args.rate_weight, distortion=args.distortion,
+                          rate_price=args.rate_price,
+                          epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                          batch_size=args.batch_size, lr=args.lr, snr_min=lo, snr_max=hi,
+                          photo_patches=args.photo_patches, seed=args.seed)
+    path = refit_checkpoint(args.checkpoint, args.out, cfg, args.data, args.photos,
+                            args.cache, not args.no_progress,
+                            resolve_precision(args.precision, "cpu"),
+                            command="semstream " + " ".join(sys.argv[1:]))
+    print(f"wrote {path}")
     return 0
 
 

@@ -102,6 +102,26 @@ def _eval_table(path: Path) -> str:
     return "\n".join(rows)
 
 
+def _policy_fit_lines(fit: dict | None) -> list[str]:
+    """The card's line on a policy refit (:mod:`jscc.policy_fit`), if the weights had one."""
+    if not fit:
+        return []
+    c, log = fit["config"], fit["log"]
+    unit = "dB" if c["distortion"] == "psnr" else "MSE"
+    minutes = sum(r["seconds"] for r in log) / 60
+    return [f"- Rate policy refitted afterwards from `{fit['from']}` (`jscc/policy_fit.py`): "
+            "encoder and decoder frozen, the policy trained on the exact expected cost of "
+            f"every level ({c['distortion']} + {c['rate_weight']:g} {unit}"
+            + (" x log2(1 + SNR)" if c.get("rate_price") == "capacity" else "")
+            + " x fraction of the selectable groups sent), "
+            f"{c['epochs']} epochs of {c['steps_per_epoch']} batches "
+            f"of {c['batch_size']}, SNR uniform in [{c['snr_min']:g}, {c['snr_max']:g}] dB, "
+            f"photo-patch share {c['photo_patches']:g}, {minutes:.1f} min; last epoch's "
+            f"selectable share sent {log[-1]['rate_low_snr']:.2f} below / "
+            f"{log[-1]['rate_high_snr']:.2f} above the middle SNR. Command: "
+            f"`{fit['command']}`"]
+
+
 def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
     """Markdown model card from the export metadata and optional eval JSON files."""
     tc = meta["train_config"]
@@ -158,6 +178,7 @@ def model_card(cfg: JSCCConfig, meta: dict, evals: list[Path]) -> str:
         "the warm-up the policy settled on levels 0-1 within two epochs while the decoder had "
         "not learnt to use the other groups (fixed level 4 scored no better than level 0). "
         "Speed of each preset: `docs/results/jscc/bench.json`.",
+        *_policy_fit_lines(meta.get("policy_fit")),
         f"- Where: this project's shared 2-core CPU machine, no GPU; {hours:.2f} h of wall "
         f"time in all, torch threads 2, arithmetic {precisions}.",
         f"- Command: `{meta.get('command', '?')}`",
@@ -204,6 +225,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path | None = None, hal
                          if ln.strip() and not ln.startswith("#")), "?")
         if command.exists() else "?",
     }
+    if "policy_fit" in ckpt:
+        meta["policy_fit"] = ckpt["policy_fit"]
     out = Path(out) if out else default_weights_path(cfg.name)
     save_weights(model, out, half=half, meta=meta)
     card_path = Path(card) if card else out.parent / f"MODEL_CARD-{cfg.name}.md"

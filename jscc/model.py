@@ -211,15 +211,23 @@ class AdaptiveJSCC(nn.Module):
         """(B, P) mask of sent complex planes from a (B, G) group mask."""
         return group_mask.repeat_interleave(self.cfg.planes_per_group, dim=1)
 
-    def _encode(self, x: torch.Tensor, snr: torch.Tensor, level, temperature: float):
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Source features (B, C, h, w) of images x (B, 3, H, W) in [0, 1]."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(x.shape)}")
-        feats = self.source_encoder(_pad_to_multiple(x, self.cfg.downsample))
-        logits, one_hot = self.level_one_hot(feats, snr, level, temperature)
+        return self.source_encoder(_pad_to_multiple(x, self.cfg.downsample))
+
+    def all_symbols(self, feats: torch.Tensor, snr: torch.Tensor) -> torch.Tensor:
+        """Complex symbols (B, P, h, w) of every plane, each group at unit average energy;
+        a level sends the first planes of it (:meth:`plane_mask`)."""
         latent = self.to_latent(self.channel_encoder(feats, snr))
+        return group_power_normalize(real_to_complex(latent))
+
+    def _encode(self, x: torch.Tensor, snr: torch.Tensor, level, temperature: float):
+        feats = self.features(x)
+        logits, one_hot = self.level_one_hot(feats, snr, level, temperature)
         mask = self.group_mask(one_hot)
-        planes = self.plane_mask(mask)[:, :, None, None]
-        z = group_power_normalize(real_to_complex(latent)) * planes
+        z = self.all_symbols(feats, snr) * self.plane_mask(mask)[:, :, None, None]
         return z, one_hot, mask, logits
 
     def _decode(self, y: torch.Tensor, snr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
