@@ -160,7 +160,7 @@ def fit_policy(model: AdaptiveJSCC, cfg: PolicyFitConfig, sampler, progress: boo
                 by_snr[flag][0] += sel.sum().item()
                 by_snr[flag][1] += sel.numel()
         n = cfg.steps_per_epoch
-        row = PolicyEpoch(epoch + 1, sums[0] / n, sums[1] / n,
+        row = PolicyEpoch(epoch + 1, float(sums[0] / n), float(sums[1] / n),
                           by_snr[True][0] / max(by_snr[True][1], 1),
                           by_snr[False][0] / max(by_snr[False][1], 1),
                           cfg.lr_at(epoch), time.perf_counter() - start)

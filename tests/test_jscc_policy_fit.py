@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from jscc.data import MixedSampler
-from jscc.export import load_model
-from jscc.model import AdaptiveJSCC, get_config
+from jscc.model import AdaptiveJSCC, get_config, load_weights
 from jscc.policy_fit import PolicyFitConfig, fit_policy, level_costs
 from jscc.train import TrainConfig, make_sampler
 from stream.cli import main
@@ -81,7 +80,7 @@ def test_cli_refits_a_checkpoint_and_the_export_says_so(samples, tmp_path, capsy
                  str(weights)]) == 0
     card = (tmp_path / "w" / "MODEL_CARD-edge.md").read_text()
     assert "Rate policy refitted afterwards" in card and "1 of 1 planned epochs" in card
-    assert load_model(weights).cfg.name == "edge"
+    assert load_weights(weights, "edge")[0].cfg.name == "edge"  # as the pipeline loads them
     assert main(["jscc", "fit-policy", "--checkpoint", str(tmp_path / "none.pt"), "--data",
                  str(data), "--out", str(refit)]) == 2
     assert "not found" in capsys.readouterr().err
