@@ -4,7 +4,6 @@ policy follows the cost, and the CLI's refit exports with its card line."""
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
