@@ -70,6 +70,11 @@ def register(sub) -> None:
     f.add_argument("--photos", default=None, help="folder or zip of photos for --photo-patches")
     f.add_argument("--photo-patches", type=float, default=0.0,
                    help="share of every batch replaced by photo patches (needs --photos)")
+    f.add_argument("--photo-share", type=float, default=0.0,
+                   help="share of the steps on 96-256 px photo crops (needs --photos)")
+    f.add_argument("--batchnorm", choices=("batch", "frozen"), default="batch",
+                   help="the policy's BatchNorm: batch statistics, or the running ones the "
+                        "joint training left (for --photo-share's few-crop batches)")
     f.add_argument("--out", required=True, help="folder for the refitted last.pt and log.json")
     f.add_argument("--rate-weight", type=float, default=6e-4,
                    help="cost of sending every selectable group, in the distortion's unit")
@@ -161,7 +166,8 @@ def _fit_policy(args) -> int:
                           rate_price=args.rate_price,
                           epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                           batch_size=args.batch_size, lr=args.lr, snr_min=lo, snr_max=hi,
-                          photo_patches=args.photo_patches, seed=args.seed)
+                          photo_patches=args.photo_patches, photo_share=args.photo_share,
+                          batchnorm=args.batchnorm, seed=args.seed)
     path = refit_checkpoint(args.checkpoint, args.out, cfg, args.data, args.photos,
                             args.cache, not args.no_progress,
                             resolve_precision(args.precision, "cpu"),

@@ -116,7 +116,9 @@ def _policy_fit_lines(fit: dict | None) -> list[str]:
             + " x fraction of the selectable groups sent), "
             f"{c['epochs']} epochs of {c['steps_per_epoch']} batches "
             f"of {c['batch_size']}, SNR uniform in [{c['snr_min']:g}, {c['snr_max']:g}] dB, "
-            f"photo-patch share {c['photo_patches']:g}, {minutes:.1f} min; last epoch's "
+            f"photo-patch share {c['photo_patches']:g}, photo-crop share "
+            f"{c.get('photo_share', 0):g}, policy BatchNorm {c.get('batchnorm', 'batch')}, "
+            f"{minutes:.1f} min; last epoch's "
             f"selectable share sent {log[-1]['rate_low_snr']:.2f} below / "
             f"{log[-1]['rate_high_snr']:.2f} above the middle SNR. Command: "
             f"`{fit['command']}`"]

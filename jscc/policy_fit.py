@@ -62,6 +62,8 @@ class PolicyFitConfig:
     snr_min: float = -5.0
     snr_max: float = 20.0
     photo_patches: float = 0.0  # share of each batch replaced by photo patches
+    photo_share: float = 0.0  # share of the steps on photo crops of 96-256 px (video scale)
+    batchnorm: str = "batch"  # the policy's BatchNorm: "batch" statistics, or "frozen"
     seed: int = 0
 
     def __post_init__(self):
@@ -69,6 +71,8 @@ class PolicyFitConfig:
             raise ValueError(f"distortion {self.distortion!r} is not one of {DISTORTIONS}")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 2:
             raise ValueError("a policy fit needs at least 1 epoch, 1 step and a batch of 2")
+        if self.batchnorm not in ("batch", "frozen"):
+            raise ValueError(f"batchnorm {self.batchnorm!r} is not 'batch' or 'frozen'")
         if self.rate_price not in RATE_PRICES:
             raise ValueError(f"rate price {self.rate_price!r} is not one of {RATE_PRICES}")
         if self.snr_min > self.snr_max:
@@ -117,7 +121,11 @@ def fit_policy(model: AdaptiveJSCC, cfg: PolicyFitConfig, sampler, progress: boo
                precision: str = "fp32") -> list[dict]:
     """Train ``model.policy`` in place (everything else frozen, in eval mode) on batches of
     ``sampler`` (:func:`jscc.train.make_sampler`) on the CPU, under bfloat16 autocast when
-    ``precision`` is "bf16"; returns the log rows."""
+    ``precision`` is "bf16"; returns the log rows. With ``cfg.batchnorm == "frozen"`` the
+    policy's BatchNorm layers keep the running statistics the joint training left (their
+    scale and shift still train), so that photo-crop batches of a few large crops, mixed
+    with batches of 128 small images, neither normalise over two items nor leave
+    statistics of whichever batches came last."""
     from tqdm import tqdm
 
     model.eval()
@@ -135,7 +143,7 @@ def fit_policy(model: AdaptiveJSCC, cfg: PolicyFitConfig, sampler, progress: boo
     for epoch in range(cfg.epochs):
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(epoch)
-        policy.train()
+        policy.train(cfg.batchnorm == "batch")
         sums = np.zeros(2)
         by_snr = {True: [0.0, 0], False: [0.0, 0]}
         start = time.perf_counter()
@@ -183,7 +191,7 @@ def refit_checkpoint(checkpoint: str | Path, out: str | Path, cfg: PolicyFitConf
     checkpoint, out = Path(checkpoint), Path(out)
     model, ckpt = load_checkpoint_model(checkpoint)
     sampling = TrainConfig(model=model.cfg.name, batch_size=cfg.batch_size, crop=cfg.crop,
-                           photo_patches=cfg.photo_patches)
+                           photo_patches=cfg.photo_patches, photo_share=cfg.photo_share)
     sampler = make_sampler(sampling, data, photos, cache_dir)
     log = fit_policy(model, cfg, sampler, progress, precision)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,3 +83,17 @@ def test_cli_refits_a_checkpoint_and_the_export_says_so(samples, tmp_path, capsy
     assert main(["jscc", "fit-policy", "--checkpoint", str(tmp_path / "none.pt"), "--data",
                  str(data), "--out", str(refit)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_frozen_batchnorm_keeps_the_policys_running_statistics(faces):
+    torch.manual_seed(0)
+    model = AdaptiveJSCC(get_config("edge")).eval()
+    stats = {k: v.clone() for k, v in model.policy.state_dict().items() if "running" in k}
+    cfg = PolicyFitConfig(rate_weight=1.0, epochs=3, steps_per_epoch=50, batch_size=8,
+                          lr=3e-2, batchnorm="frozen")
+    fit_policy(model, cfg, faces, progress=False)
+    after = model.policy.state_dict()
+    assert stats and all(torch.equal(after[k], v) for k, v in stats.items())
+    with torch.no_grad():
+        chosen = model.encode(_batch(faces), torch.linspace(-5, 20, 8))[1]
+    assert (chosen == 0).all()
